@@ -1,0 +1,109 @@
+import * as arrow from 'apache-arrow';
+
+/**
+ * The manifest contract. Two kinds of manifest, both sharded Arrow IPC files (`*.arrow`):
+ *  - a **source** manifest: one row per image of a dataset on disk (written by the dataset adapters);
+ *  - a **corpus** manifest: one row per generated image (written by `generate`).
+ * The pipeline writes them and the trainer reads them; neither imports the other, only this folder.
+ * Column lists below are the single source of truth: writer, reader and README all derive from them.
+ */
+
+export const MANIFEST_FORMAT = 'cfgen-manifest';
+export const MANIFEST_FORMAT_VERSION = 1;
+/** key of the JSON blob in the Arrow schema's custom metadata */
+export const METADATA_KEY = 'cfgen';
+
+type ColType = 'utf8' | 'int32' | 'float32' | 'bool' | 'list<float32>';
+export interface ColumnSpec {
+  name: string;
+  type: ColType;
+  nullable: boolean;
+  doc: string;
+}
+
+export const SOURCE_COLUMNS = [
+  { name: 'id', type: 'utf8', nullable: false, doc: 'unique image id within the dataset' },
+  { name: 'split', type: 'utf8', nullable: false, doc: 'train | val | test (CCT: train | cis_val | cis_test | trans_test)' },
+  { name: 'label', type: 'int32', nullable: false, doc: 'class index into metadata.class_names' },
+  { name: 'class_name', type: 'utf8', nullable: false, doc: 'class name' },
+  { name: 'path', type: 'utf8', nullable: false, doc: 'image path relative to the dataset root' },
+  { name: 'mask_path', type: 'utf8', nullable: true, doc: 'segmentation mask path relative to the dataset root (null: none)' },
+  { name: 'mask_format', type: 'utf8', nullable: true, doc: 'png-nonzero | npy | nofg-diff (IN-9 train: foreground = no_fg black where the original is not)' },
+  { name: 'boxes', type: 'list<float32>', nullable: true, doc: 'object boxes, flat [x, y, w, h, ...] in stored-image pixels (null: none)' },
+  { name: 'group', type: 'utf8', nullable: true, doc: 'group key for group metrics, e.g. "y=1,place=0" (Waterbirds), the CCT location, the IN-9 test variant' },
+  { name: 'place', type: 'int32', nullable: true, doc: 'Waterbirds place: 0 land, 1 water' },
+  { name: 'location', type: 'utf8', nullable: true, doc: 'CCT camera location' },
+  { name: 'variant', type: 'utf8', nullable: true, doc: 'IN-9 test variant: original | mixed_same | mixed_rand | mixed_next | only_fg | no_fg' },
+  { name: 'width', type: 'int32', nullable: false, doc: 'stored image width in pixels' },
+  { name: 'height', type: 'int32', nullable: false, doc: 'stored image height in pixels' },
+  { name: 'status', type: 'utf8', nullable: false, doc: 'ok | error' },
+  { name: 'error', type: 'utf8', nullable: true, doc: 'what is wrong with this row and how to fix it (status = error)' },
+] as const satisfies readonly ColumnSpec[];
+
+export const CORPUS_COLUMNS = [
+  { name: 'id', type: 'utf8', nullable: false, doc: 'unique id: <source_id>/<method>/<variant>' },
+  { name: 'source_id', type: 'utf8', nullable: false, doc: 'id of the source image (source manifest)' },
+  { name: 'source_path', type: 'utf8', nullable: false, doc: 'source image path relative to the dataset root' },
+  { name: 'image_path', type: 'utf8', nullable: true, doc: 'generated image path relative to the corpus folder (null when status != ok)' },
+  { name: 'split', type: 'utf8', nullable: false, doc: 'split of the source image' },
+  { name: 'label', type: 'int32', nullable: false, doc: 'class index y of the source image' },
+  { name: 'class_name', type: 'utf8', nullable: false, doc: 'class name of y' },
+  { name: 'non_y', type: 'bool', nullable: false, doc: 'true for counterfactuals: the model must no longer be sure of class y' },
+  { name: 'kind', type: 'utf8', nullable: false, doc: 'cf | f' },
+  { name: 'method', type: 'utf8', nullable: false, doc: 'infill method: grey | random | shuffle | tile | cagan | mixed-rand ...' },
+  { name: 'params', type: 'utf8', nullable: false, doc: 'the method parameters, as canonical JSON' },
+  { name: 'variant', type: 'int32', nullable: false, doc: 'draw index k in [0, VARIANTS)' },
+  { name: 'seed', type: 'int32', nullable: false, doc: 'run seed; the item rng is rngFor(seed, source_id, method, variant)' },
+  { name: 'mask_kind', type: 'utf8', nullable: false, doc: 'box | seg: which mask the infill used' },
+  { name: 'sha256', type: 'utf8', nullable: true, doc: 'SHA-256 of the generated file bytes' },
+  { name: 'width', type: 'int32', nullable: false, doc: 'generated image width' },
+  { name: 'height', type: 'int32', nullable: false, doc: 'generated image height' },
+  { name: 'status', type: 'utf8', nullable: false, doc: 'ok | skipped | error (skipped: e.g. empty mask, mask covers everything)' },
+  { name: 'error', type: 'utf8', nullable: true, doc: 'reason when status != ok' },
+] as const satisfies readonly ColumnSpec[];
+
+type TsOf<T extends ColType> = T extends 'utf8' ? string : T extends 'bool' ? boolean : T extends 'list<float32>' ? number[] : number;
+type RowOf<C extends readonly ColumnSpec[]> = {
+  [K in C[number] as K['name']]: K['nullable'] extends true ? TsOf<K['type']> | null : TsOf<K['type']>;
+};
+
+export type SourceRow = RowOf<typeof SOURCE_COLUMNS>;
+export type CorpusRow = RowOf<typeof CORPUS_COLUMNS>;
+export type ManifestKind = 'source' | 'corpus';
+
+/** The JSON stored under the schema metadata key `cfgen`. */
+export interface ManifestMetadata {
+  format: typeof MANIFEST_FORMAT;
+  format_version: number;
+  kind: ManifestKind;
+  dataset: string;
+  class_names: string[];
+  tool_version: string;
+  seed: number;
+  /** the full configuration that produced the manifest */
+  config: Record<string, unknown>;
+  /** corpus only: digest of the source manifest it was generated from */
+  source_digest?: string;
+  /** corpus only: content id; two corpora with the same id hold the same images */
+  corpus_id?: string;
+  [extra: string]: unknown;
+}
+
+export function columnsFor(kind: ManifestKind): readonly ColumnSpec[] {
+  return kind === 'source' ? SOURCE_COLUMNS : CORPUS_COLUMNS;
+}
+
+export function arrowType(t: ColType): arrow.DataType {
+  switch (t) {
+    case 'utf8': return new arrow.Utf8();
+    case 'int32': return new arrow.Int32();
+    case 'float32': return new arrow.Float32();
+    case 'bool': return new arrow.Bool();
+    case 'list<float32>': return new arrow.List(new arrow.Field('item', new arrow.Float32(), false));
+  }
+}
+
+export function arrowSchema(kind: ManifestKind, metadata: ManifestMetadata): arrow.Schema {
+  const fields = columnsFor(kind).map((c) => new arrow.Field(c.name, arrowType(c.type), c.nullable));
+  return new arrow.Schema(fields, new Map([[METADATA_KEY, JSON.stringify(metadata)]]));
+}
