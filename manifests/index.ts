@@ -5,3 +5,4 @@ export * from './errors.ts';
 export * from './io.ts';
 export * from './rng.ts';
 export * from './version.ts';
+export * from "./pixels.ts";
