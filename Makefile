@@ -1,0 +1,78 @@
+# Every target installs what it needs first (node_modules from the lock file), so a fresh clone needs no other step.
+# Variables are optional; unset ones fall back to each command's own defaults (see `npx tsx cfgen.ts <cmd> --help`).
+SHELL := /bin/bash
+CFGEN := npx --no-install tsx cfgen.ts
+DATASET ?= synth-waterbirds
+METHOD ?= cf-tile+f-random+sal
+
+opt = $(if $(2),--$(1) $(2))
+
+.PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval \
+        bench bench-generate bench-train bench-inpaint experiment clean
+
+help:
+	@echo "make train [METHOD=$(METHOD)] [DATASET=$(DATASET)] [SEED=] [EPOCHS=] [BACKEND=]  train + evaluate"
+	@echo "make generate [DATASET=] [METHODS=a,b] [VARIANTS=K] [SIZE=] [SEED=] [WORKERS=]   CF/F corpora"
+	@echo "make dataset [DATASET=]            build/ingest a dataset, write its source manifest"
+	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
+	@echo "make sample-grid [DATASET=] [OUT=] contact sheet of originals, CF and F images"
+	@echo "make inpainter [DATASET=]          train our ONNX inpainter (for cf-cagan)"
+	@echo "make eval RUN=<run-id>             evaluate a run at its best-validation checkpoint"
+	@echo "make test                          the test suite (what CI runs)"
+	@echo "make bench                         bench-generate, bench-train, bench-inpaint"
+	@echo "make experiment                    3-seed synth-waterbirds table (orig, F, CF, CF+F+Sal)"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci
+	@touch $@
+
+install: node_modules/.package-lock.json
+
+test: install
+	npx --no-install vitest run
+
+typecheck: install
+	npx --no-install tsc --noEmit -p .
+
+dataset: install
+	$(CFGEN) dataset $(DATASET) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE))
+
+generate: install
+	$(CFGEN) generate --dataset $(DATASET) $(call opt,methods,$(METHODS)) $(call opt,variants,$(VARIANTS)) \
+	  $(call opt,size,$(SIZE)) $(call opt,seed,$(SEED)) $(call opt,workers,$(WORKERS))
+
+verify: install
+	$(CFGEN) verify --dataset $(DATASET) $(call opt,methods,$(METHODS))
+
+sample-grid: install
+	$(CFGEN) sample-grid --dataset $(DATASET) $(call opt,methods,$(METHODS)) $(call opt,out,$(OUT))
+
+inpainter: install
+	$(CFGEN) inpainter --dataset $(DATASET) $(call opt,steps,$(STEPS)) $(call opt,seed,$(SEED))
+
+train: install
+	$(CFGEN) train --method '$(METHOD)' --dataset $(DATASET) $(call opt,seed,$(SEED)) $(call opt,epochs,$(EPOCHS)) \
+	  $(call opt,backend,$(BACKEND)) $(call opt,run-id,$(RUN))
+
+eval: install
+	@test -n "$(RUN)" || { echo "error: give RUN=<run-id> (a folder under runs/)"; exit 2; }
+	$(CFGEN) eval --run $(RUN) $(call opt,backend,$(BACKEND))
+
+bench: bench-generate bench-train bench-inpaint
+
+bench-generate: install
+	npx --no-install tsx bench/generate.ts
+
+# PyTorch on CPU is the peer we compare against; Debian's build is importable from /usr/bin/python3 only.
+bench-train: install
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { (apt-get update -qq && apt-get install -y -qq python3-torch) >/dev/null 2>&1 || echo "note: python3-torch not installable here; the PyTorch comparison is skipped"; }
+	npx --no-install tsx bench/train.ts
+
+bench-inpaint: install
+	npx --no-install tsx bench/inpaint.ts
+
+experiment: install
+	npx --no-install tsx bench/experiment-waterbirds.ts
+
+clean:
+	rm -rf corpora runs
