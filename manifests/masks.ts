@@ -1,0 +1,256 @@
+import sharp from 'sharp';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { UserError } from './errors.ts';
+import { newMask, type Box, type Mask } from './pixels.ts';
+import type { SourceRow } from './schema.ts';
+
+/**
+ * Masks of source images, shared by the pipeline (infills) and the trainer (saliency, AUPR).
+ * Mask formats are the ones in the source manifest's `mask_format` column.
+ */
+
+/** Where a path came from, for error messages: the manifest/CSV/JSON file and the row in it. */
+export interface PathContext {
+  file: string;
+  row?: number | string;
+}
+
+/**
+ * IN-9's no_fg images are JPEGs: the blacked-out object is not exactly 0 after compression.
+ * A pixel whose channels are all <= this counts as black.
+ */
+export const NOFG_BLACK_THRESHOLD = 10;
+
+/**
+ * Resolve a dataset-relative path, refusing absolute paths and `..` escapes: a manifest or CSV must not
+ * make us read (or later overwrite) files outside the dataset root.
+ */
+export function resolveInsideRoot(root: string, rel: string, ctx: PathContext | string): string {
+  const where = typeof ctx === 'string' ? { file: ctx } : ctx;
+  const fix = `paths in ${where.file} must be relative to the dataset root (${root}) and stay inside it, e.g. "images/0001.jpg"`;
+  if (typeof rel !== 'string' || rel === '') {
+    throw new UserError('empty path', { ...where, fix });
+  }
+  if (isAbsolute(rel) || /^[a-zA-Z]:[\\/]/.test(rel) || rel.startsWith('\\')) {
+    throw new UserError(`path "${rel}" is absolute`, { ...where, fix });
+  }
+  const absRoot = resolve(root);
+  const abs = resolve(absRoot, rel);
+  const back = relative(absRoot, abs);
+  if (back === '' || back === '..' || back.startsWith(`..${sep}`) || isAbsolute(back)) {
+    throw new UserError(`path "${rel}" escapes the dataset root`, { ...where, fix });
+  }
+  return abs;
+}
+
+/**
+ * The union of boxes (flat [x, y, w, h, ...]) as a mask, clipped to the image. A pixel the box only partly
+ * covers is object (floor of the start, ceil of the end): DESIGN §1, never shrink the object.
+ * Boxes with a non-finite coordinate or a non-positive size are ignored (the real CCT has NaN boxes).
+ */
+export function boxesToMask(boxes: readonly number[], width: number, height: number): Mask {
+  const m = newMask(width, height);
+  for (let i = 0; i + 3 < boxes.length; i += 4) {
+    const [x, y, w, h] = [boxes[i], boxes[i + 1], boxes[i + 2], boxes[i + 3]];
+    if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0) continue;
+    const x0 = Math.max(0, Math.floor(x));
+    const y0 = Math.max(0, Math.floor(y));
+    const x1 = Math.min(width, Math.ceil(x + w));
+    const y1 = Math.min(height, Math.ceil(y + h));
+    for (let yy = y0; yy < y1; yy++) m.data.fill(1, yy * width + x0, Math.max(yy * width + x0, yy * width + x1));
+  }
+  return m;
+}
+
+/** Tight integer bounding box of the object pixels; null for an empty mask. */
+export function boundingBoxOfMask(m: Mask): Box | null {
+  let x0 = m.width, y0 = m.height, x1 = -1, y1 = -1;
+  for (let y = 0; y < m.height; y++) {
+    const off = y * m.width;
+    for (let x = 0; x < m.width; x++) {
+      if (m.data[off + x]) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        y1 = y;
+      }
+    }
+  }
+  return x1 < 0 ? null : { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
+}
+
+/** The box mask of a segmentation mask: its bounding rectangle filled (empty stays empty). DESIGN §1: CF holes. */
+export function boxMaskOf(m: Mask): Mask {
+  const b = boundingBoxOfMask(m);
+  return b ? boxesToMask([b.x, b.y, b.w, b.h], m.width, m.height) : newMask(m.width, m.height);
+}
+
+/** Decode any image sharp reads into 8-bit pixels with the alpha channel (if any) last. */
+async function decodePixels(file: string): Promise<{ width: number; height: number; channels: number; hasAlpha: boolean; data: Buffer }> {
+  try {
+    const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels, hasAlpha: info.hasAlpha, data };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const msg = (e as Error).message;
+    if (code === 'ENOENT' || /missing|no such file/i.test(msg)) {
+      throw new UserError('file not found', { file, fix: 'restore the file, or remove the row that names it' });
+    }
+    throw new UserError(`cannot decode image (${msg})`, { file, fix: 'replace the file with a valid PNG/JPEG' });
+  }
+}
+
+/**
+ * PNG (or any image) mask: any nonzero colour channel is object. When the file has an alpha channel, a fully
+ * transparent pixel is background (masks exported from editors are often opaque black + coloured object, or
+ * transparent + object).
+ */
+export async function decodePngNonzero(file: string): Promise<Mask> {
+  const px = await decodePixels(file);
+  const m = newMask(px.width, px.height);
+  const colour = px.hasAlpha ? px.channels - 1 : px.channels;
+  for (let i = 0, p = 0; i < m.data.length; i++, p += px.channels) {
+    let on = 0;
+    for (let c = 0; c < colour; c++) if (px.data[p + c]) { on = 1; break; }
+    if (on && px.hasAlpha && px.data[p + colour] === 0) on = 0;
+    m.data[i] = on;
+  }
+  return m;
+}
+
+/** A parsed NumPy array, values widened to float64 for the nonzero test. */
+export interface NpyArray {
+  shape: number[];
+  descr: string;
+  values: Float64Array;
+}
+
+/**
+ * Parse a NumPy .npy file (format versions 1-3). Supported dtypes: bool, uint8, int64, float32, float64 (either
+ * byte order). Fortran order is refused: its element order differs and a silent transpose would misplace the mask.
+ */
+export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
+  const fail = (why: string): never => {
+    throw new UserError(`not a readable .npy mask: ${why}`, { file, fix: 'save the mask with numpy.save(path, mask) as a C-ordered bool/uint8/float/int64 array of shape [H, W] or [H, W, C]' });
+  };
+  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
+  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) fail('missing the \\x93NUMPY magic');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const major = bytes[6];
+  let headerLen: number, headerStart: number;
+  if (major === 1) { headerLen = dv.getUint16(8, true); headerStart = 10; }
+  else if (major === 2 || major === 3) {
+    if (bytes.length < 12) fail('truncated header');
+    headerLen = dv.getUint32(8, true); headerStart = 12;
+  } else return fail(`unsupported format version ${major}`);
+  if (headerStart + headerLen > bytes.length) fail('truncated header');
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, headerStart + headerLen));
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeStr = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr === undefined || fortran === undefined || shapeStr === undefined) return fail(`cannot parse header ${header.trim()}`);
+  if (fortran === 'True') {
+    throw new UserError('the .npy mask is stored in Fortran order (fortran_order: True), which is not supported', {
+      file, fix: 'rewrite it in C order: numpy.save(path, numpy.ascontiguousarray(mask))',
+    });
+  }
+  const shape = shapeStr.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  if (shape.some((n) => !Number.isInteger(n) || n < 0)) fail(`bad shape (${shapeStr})`);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const little = descr[0] !== '>';
+  const kind = descr.replace(/^[<>|=]/, '');
+  const size = ({ b1: 1, u1: 1, i8: 8, f4: 4, f8: 8 } as Record<string, number>)[kind];
+  if (!size) fail(`unsupported dtype '${descr}' (use bool, uint8, int64, float32 or float64)`);
+  const dataStart = headerStart + headerLen;
+  if (bytes.length - dataStart < count * size) fail(`data is truncated: shape (${shape.join(', ')}) needs ${count * size} bytes, file has ${bytes.length - dataStart}`);
+  const values = new Float64Array(count);
+  for (let i = 0, o = dataStart; i < count; i++, o += size) {
+    switch (kind) {
+      case 'b1': case 'u1': values[i] = bytes[o]; break;
+      case 'i8': values[i] = Number(dv.getBigInt64(o, little)); break;
+      case 'f4': values[i] = dv.getFloat32(o, little); break;
+      case 'f8': values[i] = dv.getFloat64(o, little); break;
+    }
+  }
+  return { shape, descr, values };
+}
+
+/** .npy mask: nonzero is object (NaN is not); [H, W] or [H, W, C] with any-over-channels. */
+export async function decodeNpyMask(file: string): Promise<Mask> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch {
+    throw new UserError('file not found', { file, fix: 'restore the .npy mask, or remove the row that names it' });
+  }
+  const arr = parseNpy(bytes, file);
+  if (arr.shape.length !== 2 && arr.shape.length !== 3) {
+    throw new UserError(`mask has shape (${arr.shape.join(', ')}); expected [H, W] or [H, W, C]`, { file, fix: 'save a 2-D mask or an HWC array' });
+  }
+  const [h, w] = arr.shape;
+  const c = arr.shape[2] ?? 1;
+  const m = newMask(w, h);
+  for (let i = 0; i < w * h; i++) {
+    for (let k = 0; k < c; k++) {
+      const v = arr.values[i * c + k];
+      if (v > 0 || v < 0) { m.data[i] = 1; break; }
+    }
+  }
+  return m;
+}
+
+/**
+ * IN-9 train mask: the object is where the no_fg image is black (all channels <= threshold, to survive JPEG)
+ * and the original image is not.
+ */
+export async function decodeNofgDiff(noFgFile: string, originalFile: string, threshold = NOFG_BLACK_THRESHOLD): Promise<Mask> {
+  const [nofg, orig] = await Promise.all([decodePixels(noFgFile), decodePixels(originalFile)]);
+  if (nofg.width !== orig.width || nofg.height !== orig.height) {
+    throw new UserError(`no_fg image is ${nofg.width}x${nofg.height} but the original ${originalFile} is ${orig.width}x${orig.height}`, {
+      file: noFgFile, fix: 'the no_fg image must be the original with the object blacked out, at the same size',
+    });
+  }
+  const m = newMask(nofg.width, nofg.height);
+  const isBlack = (px: typeof nofg, p: number): boolean => {
+    const colour = px.hasAlpha ? px.channels - 1 : px.channels;
+    for (let c = 0; c < colour; c++) if (px.data[p + c] > threshold) return false;
+    return true;
+  };
+  for (let i = 0; i < m.data.length; i++) {
+    m.data[i] = isBlack(nofg, i * nofg.channels) && !isBlack(orig, i * orig.channels) ? 1 : 0;
+  }
+  return m;
+}
+
+/**
+ * Decode a source row's segmentation mask by its `mask_format`. Null when the row has none.
+ * The mask must have the row's image size: a mismatch is a data error, never silently resized.
+ */
+export async function loadSegMask(root: string, row: SourceRow, ctx?: Partial<PathContext>): Promise<Mask | null> {
+  if (!row.mask_path) return null;
+  const where: PathContext = { file: ctx?.file ?? 'source manifest', row: ctx?.row ?? row.id };
+  const maskFile = resolveInsideRoot(root, row.mask_path, where);
+  let m: Mask;
+  switch (row.mask_format) {
+    case 'png-nonzero':
+    case null:
+      m = await decodePngNonzero(maskFile);
+      break;
+    case 'npy':
+      m = await decodeNpyMask(maskFile);
+      break;
+    case 'nofg-diff':
+      m = await decodeNofgDiff(maskFile, resolveInsideRoot(root, row.path, where));
+      break;
+    default:
+      throw new UserError(`unknown mask_format "${row.mask_format}"`, { ...where, fix: 'use png-nonzero, npy or nofg-diff' });
+  }
+  if (m.width !== row.width || m.height !== row.height) {
+    throw new UserError(
+      `mask ${maskFile} is ${m.width}x${m.height} but image ${resolve(root, row.path)} is ${row.width}x${row.height}`,
+      { ...where, fix: 'masks must be aligned with their images at the same size; regenerate or resize the mask' },
+    );
+  }
+  return m;
+}
