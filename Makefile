@@ -1,6 +1,9 @@
 # Every target installs what it needs first (node_modules from the lock file), so a fresh clone needs no other step.
 # Variables are optional; unset ones fall back to each command's own defaults (see `npx tsx cfgen.ts <cmd> --help`).
 SHELL := /bin/bash
+# onnxruntime-node's postinstall would fetch CUDA binaries from outside the npm registry (offline here). npm 11
+# already skips it (package.json "allowScripts"); this covers older npm. CUDA users: see README, "GPU".
+export ONNXRUNTIME_NODE_INSTALL := skip
 CFGEN := npx --no-install tsx cfgen.ts
 DATASET ?= synth-waterbirds
 METHOD ?= cf-tile+f-random+sal
