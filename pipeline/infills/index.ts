@@ -1,0 +1,147 @@
+import type { InfillMethod, Params } from './types.ts';
+import { GREY_U8, greyInfill } from './grey.ts';
+import { randomInfill } from './random.ts';
+import { shuffleInfill, type ShuffleScope } from './shuffle.ts';
+import { tileInfill, type TileMode } from './tile.ts';
+import { mixedRandInfill } from './mixed-rand.ts';
+import { checkKeys, enumParam, gridParam, intParam, numberParam } from './params.ts';
+
+export * from './types.ts';
+export { GREY_U8, greyInfill } from './grey.ts';
+export { randomInfill, type RandomParams } from './random.ts';
+export { shuffleInfill, type ShuffleScope } from './shuffle.ts';
+export { tileInfill, tileFromRectangle, largestEmptyRectangle, largestBackgroundStrip, type TileMode } from './tile.ts';
+export { mixedRandInfill } from './mixed-rand.ts';
+
+/**
+ * The infill registry: every method the generator can run, by name (`<kind>-<method>`). Built-ins are the pure
+ * functions of this folder; a model infill (the ONNX inpainter, `cf-cagan`) adds itself with `registerInfill`.
+ */
+
+const SCOPES = ['region', 'image', 'batch'] as const;
+const TILE_MODES = ['maxrect', 'strip'] as const;
+
+function parseRandom(name: string) {
+  return (raw: Params): Params => {
+    checkKeys(name, raw, ['grid', 'sigma']);
+    const p = { grid: [1, 1], sigma: 0.2, ...raw };
+    return { grid: gridParam(name, 'grid', p.grid), sigma: numberParam(name, 'sigma', p.sigma, 0, 10) };
+  };
+}
+
+function parseShuffle(name: string) {
+  return (raw: Params): Params => {
+    checkKeys(name, raw, ['scope', 'batch']);
+    const p = { scope: 'region', batch: 8, ...raw };
+    const scope = enumParam(name, 'scope', p.scope, SCOPES);
+    // batch size only means something for scope=batch; keep params canonical so equal configs hash equal
+    return scope === 'batch' ? { scope, batch: intParam(name, 'batch', p.batch, 2, 256) } : { scope };
+  };
+}
+
+function parseTile(name: string, mode: TileMode) {
+  return (raw: Params): Params => {
+    checkKeys(name, raw, ['mode']);
+    return { mode: enumParam(name, 'mode', raw.mode ?? mode, TILE_MODES) };
+  };
+}
+
+const shuffleDonors = {
+  count: (p: Params) => (p.scope === 'batch' ? Number(p.batch) - 1 : 0),
+  otherClass: false,
+  spares: 4,
+};
+
+const BUILTINS: InfillMethod[] = [
+  {
+    name: 'cf-grey', method: 'grey', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
+    description: `box hole filled with mid-grey (${GREY_U8}, i.e. 0.5; see docs/generate.md)`,
+    defaults: { value: GREY_U8 },
+    parseParams: (raw) => { checkKeys('cf-grey', raw, ['value']); return { value: intParam('cf-grey', 'value', raw.value ?? GREY_U8, 0, 255) }; },
+    apply: (img, region, _rng, p) => ({ status: 'ok', image: greyInfill(img, region, Number(p.value)) }),
+  },
+  {
+    name: 'cf-random', method: 'random', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: false,
+    description: 'box hole filled with a U(0,1) colour grid (bilinear) + N(0, sigma) noise, clipped',
+    defaults: { grid: [1, 1], sigma: 0.2 },
+    parseParams: parseRandom('cf-random'),
+    apply: (img, region, rng, p) => ({ status: 'ok', image: randomInfill(img, region, rng, p as { grid: [number, number]; sigma: number }) }),
+  },
+  {
+    name: 'cf-shuffle', method: 'shuffle', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: false,
+    description: 'box hole pixels permuted (scope region | image | batch)',
+    defaults: { scope: 'region' },
+    parseParams: parseShuffle('cf-shuffle'),
+    donors: shuffleDonors,
+    apply: (img, region, rng, p, ctx) => ({ status: 'ok', image: shuffleInfill(img, region, rng, p.scope as ShuffleScope, (ctx.donors ?? []).map((d) => d.image)) }),
+  },
+  {
+    name: 'cf-tile', method: 'tile', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
+    description: 'box hole filled by tiling the largest background rectangle (Algorithm 1; mode=strip: authors\' code)',
+    defaults: { mode: 'maxrect' },
+    parseParams: parseTile('cf-tile', 'maxrect'),
+    apply: (img, region, _rng, p) => tileInfill(img, region, p.mode as TileMode),
+  },
+  {
+    name: 'cf-tile-strip', method: 'tile', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
+    description: 'cf-tile with mode=strip (the authors\' rectangle: longest full-width row / full-height column run)',
+    defaults: { mode: 'strip' },
+    parseParams: parseTile('cf-tile-strip', 'strip'),
+    apply: (img, region, _rng, p) => tileInfill(img, region, p.mode as TileMode),
+  },
+  {
+    name: 'f-random', method: 'random', kind: 'f', maskKind: 'seg', mode: 'sync', deterministic: false,
+    description: 'background filled like cf-random',
+    defaults: { grid: [1, 1], sigma: 0.2 },
+    parseParams: parseRandom('f-random'),
+    apply: (img, region, rng, p) => ({ status: 'ok', image: randomInfill(img, region, rng, p as { grid: [number, number]; sigma: number }) }),
+  },
+  {
+    name: 'f-shuffle', method: 'shuffle', kind: 'f', maskKind: 'seg', mode: 'sync', deterministic: false,
+    description: 'background pixels permuted (scope region | image | batch)',
+    defaults: { scope: 'region' },
+    parseParams: parseShuffle('f-shuffle'),
+    donors: shuffleDonors,
+    apply: (img, region, rng, p, ctx) => ({ status: 'ok', image: shuffleInfill(img, region, rng, p.scope as ShuffleScope, (ctx.donors ?? []).map((d) => d.image)) }),
+  },
+  {
+    name: 'f-mixed-rand', method: 'mixed-rand', kind: 'f', maskKind: 'seg', mode: 'sync', deterministic: false,
+    description: 'background replaced by the tiled background of a seeded image of another class, same split',
+    defaults: { mode: 'maxrect' },
+    parseParams: parseTile('f-mixed-rand', 'maxrect'),
+    donors: { count: () => 1, otherClass: true, spares: 7 },
+    apply: (img, region, _rng, p, ctx) => mixedRandInfill(img, region, ctx.label ?? -1, ctx.donors ?? [], p.mode as TileMode),
+  },
+];
+
+/** What `generate` runs when --methods is not given (plus registered model infills that report themselves ready). */
+export const DEFAULT_METHODS = ['cf-grey', 'cf-random', 'cf-shuffle', 'cf-tile', 'f-random', 'f-shuffle', 'f-mixed-rand'] as const;
+
+const registry = new Map<string, InfillMethod>(BUILTINS.map((m) => [m.name, m]));
+const plugins = new Map<string, string>();
+
+/**
+ * Add an infill method (e.g. the ONNX inpainter as `cf-cagan`, mode 'batch'). `moduleUrl` is the module that
+ * registers it: worker threads import it so sync plugins also run there (batch methods run on the main thread).
+ * Registering a name twice replaces the method (tests, reloading a model).
+ */
+export function registerInfill(method: InfillMethod, opts: { moduleUrl?: string } = {}): void {
+  if (!/^(cf|f)-[a-z0-9-]+$/.test(method.name)) throw new Error(`infill name "${method.name}" must look like cf-<method> or f-<method>`);
+  if (!method.name.startsWith(`${method.kind}-`)) throw new Error(`infill "${method.name}": kind ${method.kind} does not match the name`);
+  registry.set(method.name, method);
+  if (opts.moduleUrl) plugins.set(method.name, opts.moduleUrl);
+  else plugins.delete(method.name);
+}
+
+export function getInfill(name: string): InfillMethod | undefined {
+  return registry.get(name);
+}
+
+export function listInfills(): InfillMethod[] {
+  return [...registry.values()];
+}
+
+/** Module URLs of registered plugins (for worker threads). */
+export function pluginModules(): string[] {
+  return [...new Set(plugins.values())];
+}

@@ -1,0 +1,110 @@
+import type { Box, Mask, RGBImage } from '../../manifests/pixels.ts';
+
+/**
+ * Tile infill (paper Algorithm 1). A is a background rectangle (region = 0 everywhere in it); the image-sized tiling
+ * T[y][x] = A[y mod a_h][x mod a_w] (A repeated ⌈w/a_w⌉ × ⌈h/a_h⌉ times from the image's top-left, cropped to w×h)
+ * is pasted into the region only.
+ *
+ * - `maxrect` (paper): A = the largest all-background rectangle, by the O(U) histogram-stack algorithm.
+ * - `strip` (the authors' code): A = the longer of the longest run of full-width background rows and the longest run
+ *   of full-height background columns (by area; rows win a tie).
+ * Works for holes touching x = 0 or y = 0 (the authors' code silently skipped those); a region covering every
+ * pixel (or, for strip, every row and column) has no source rectangle and is reported, never filled silently.
+ */
+export type TileMode = 'maxrect' | 'strip';
+
+/**
+ * Largest axis-aligned rectangle with mask = 0, or null if every pixel is set. Per row, the column heights of
+ * consecutive zeros form a histogram whose largest rectangle a monotone stack finds in O(w), so O(U) overall.
+ * Ties keep the first rectangle found: scanning rows top to bottom, the one whose bottom row is highest, then
+ * (within a row) the one the stack closes first.
+ */
+export function largestEmptyRectangle(m: Mask): Box | null {
+  const { width: W, height: H, data } = m;
+  const heights = new Int32Array(W + 1); // heights[W] = 0 is the sentinel that empties the stack
+  const stack = new Int32Array(W + 1);
+  let best: Box | null = null;
+  let bestArea = 0;
+  for (let y = 0; y < H; y++) {
+    const off = y * W;
+    for (let x = 0; x < W; x++) heights[x] = data[off + x] ? 0 : heights[x] + 1;
+    let top = 0;
+    for (let x = 0; x <= W; x++) {
+      const h = heights[x];
+      while (top > 0 && heights[stack[top - 1]] >= h) {
+        const hh = heights[stack[--top]];
+        const left = top > 0 ? stack[top - 1] + 1 : 0;
+        const area = hh * (x - left);
+        if (area > bestArea) {
+          bestArea = area;
+          best = { x: left, y: y - hh + 1, w: x - left, h: hh };
+        }
+      }
+      stack[top++] = x;
+    }
+  }
+  return best;
+}
+
+/** The authors' rectangle: the longest run of all-background rows (full width) or columns (full height). */
+export function largestBackgroundStrip(m: Mask): Box | null {
+  const { width: W, height: H, data } = m;
+  const rowFree = new Uint8Array(H).fill(1);
+  const colFree = new Uint8Array(W).fill(1);
+  for (let y = 0; y < H; y++) {
+    const off = y * W;
+    for (let x = 0; x < W; x++) if (data[off + x]) { rowFree[y] = 0; colFree[x] = 0; }
+  }
+  const rows = longestRun(rowFree);
+  const cols = longestRun(colFree);
+  const rowArea = rows.len * W, colArea = cols.len * H;
+  if (rowArea === 0 && colArea === 0) return null;
+  return rowArea >= colArea ? { x: 0, y: rows.start, w: W, h: rows.len } : { x: cols.start, y: 0, w: cols.len, h: H };
+}
+
+function longestRun(free: Uint8Array): { start: number; len: number } {
+  let best = { start: 0, len: 0 };
+  let start = -1;
+  for (let i = 0; i <= free.length; i++) {
+    if (i < free.length && free[i]) { if (start < 0) start = i; continue; }
+    if (start >= 0 && i - start > best.len) best = { start, len: i - start };
+    start = -1;
+  }
+  return best;
+}
+
+/** Paste the tiling of rectangle `a` of `img` into the region: out[y][x] = img[a.y + y mod a.h][a.x + x mod a.w]. */
+export function tileFromRectangle(img: RGBImage, region: Mask, a: Box): RGBImage {
+  const { width: W, height: H } = img;
+  const src = img.data;
+  const out = src.slice();
+  const r = region.data;
+  const srcCol = new Int32Array(W);
+  for (let x = 0; x < W; x++) srcCol[x] = (a.x + (x % a.w)) * 3;
+  for (let y = 0; y < H; y++) {
+    const rowOff = y * W;
+    const srcRow = (a.y + (y % a.h)) * W * 3;
+    for (let x = 0; x < W; x++) {
+      if (!r[rowOff + x]) continue;
+      const s = srcRow + srcCol[x], d = (rowOff + x) * 3;
+      out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
+    }
+  }
+  return { width: W, height: H, data: out };
+}
+
+export type TileResult = { status: 'ok'; image: RGBImage; source: Box } | { status: 'skipped'; reason: string };
+
+/** Tile infill of the region; `skipped` (with the reason) when no background rectangle exists. */
+export function tileInfill(img: RGBImage, region: Mask, mode: TileMode = 'maxrect'): TileResult {
+  const a = mode === 'strip' ? largestBackgroundStrip(region) : largestEmptyRectangle(region);
+  if (!a) {
+    return {
+      status: 'skipped',
+      reason: mode === 'strip'
+        ? 'tile (strip): no full-width background row or full-height background column; no source rectangle'
+        : 'tile: the hole covers the whole image; no background rectangle to tile from',
+    };
+  }
+  return { status: 'ok', image: tileFromRectangle(img, region, a), source: a };
+}
