@@ -1,0 +1,125 @@
+/**
+ * Resizing for the inpainting runner: pure functions over typed arrays, deterministic to the bit, so a test can
+ * predict the runner's pixels and a corpus hash does not depend on a native library's version.
+ */
+
+/**
+ * Per-output-index taps of a separable triangle (linear) filter, half-pixel centred. When shrinking, the filter is
+ * widened by the scale (as PIL's BILINEAR does), so a 1024 px photo going to 256 px is averaged, not aliased.
+ * Weights are normalised: a constant image stays exactly constant.
+ */
+function taps(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Float32Array; maxTaps: number } {
+  const scale = inSize / outSize;
+  const support = Math.max(1, scale);
+  const maxTaps = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Float32Array(outSize * maxTaps);
+  for (let o = 0; o < outSize; o++) {
+    const centre = (o + 0.5) * scale - 0.5;
+    const lo = Math.max(0, Math.floor(centre - support) + 1);
+    const hi = Math.min(inSize - 1, Math.ceil(centre + support) - 1);
+    let sum = 0;
+    let n = 0;
+    for (let i = lo; i <= hi && n < maxTaps; i++, n++) {
+      const w = Math.max(0, 1 - Math.abs(i - centre) / support);
+      weights[o * maxTaps + n] = w;
+      sum += w;
+    }
+    if (sum === 0) {
+      // The centre lies outside the image (only at the borders when enlarging): take the nearest edge pixel.
+      start[o] = Math.min(inSize - 1, Math.max(0, Math.round(centre)));
+      count[o] = 1;
+      weights[o * maxTaps] = 1;
+      continue;
+    }
+    start[o] = lo;
+    count[o] = n;
+    for (let k = 0; k < n; k++) weights[o * maxTaps + k] /= sum;
+  }
+  return { start, count, weights, maxTaps };
+}
+
+/** Resize an interleaved HWC image with `channels` channels (any numeric array) to outW×outH, as float32. */
+export function resizeLinear(
+  src: ArrayLike<number>, width: number, height: number, channels: number, outW: number, outH: number,
+): Float32Array {
+  if (outW === width && outH === height) return Float32Array.from(src as ArrayLike<number>);
+  const tx = taps(width, outW);
+  const ty = taps(height, outH);
+  // Horizontal pass: height × outW.
+  const mid = new Float32Array(height * outW * channels);
+  for (let y = 0; y < height; y++) {
+    for (let ox = 0; ox < outW; ox++) {
+      const s = tx.start[ox], n = tx.count[ox], wo = ox * tx.maxTaps;
+      const dst = (y * outW + ox) * channels;
+      for (let c = 0; c < channels; c++) {
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc += tx.weights[wo + k] * src[(y * width + s + k) * channels + c];
+        mid[dst + c] = acc;
+      }
+    }
+  }
+  // Vertical pass: outH × outW.
+  const out = new Float32Array(outH * outW * channels);
+  for (let oy = 0; oy < outH; oy++) {
+    const s = ty.start[oy], n = ty.count[oy], wo = oy * ty.maxTaps;
+    for (let x = 0; x < outW * channels; x++) {
+      let acc = 0;
+      for (let k = 0; k < n; k++) acc += ty.weights[wo + k] * mid[(s + k) * outW * channels + x];
+      out[oy * outW * channels + x] = acc;
+    }
+  }
+  return out;
+}
+
+/**
+ * Resize a binary mask so that it never shrinks: an output pixel is 1 when any input pixel it overlaps is 1
+ * (DESIGN §1). Returns 0/1 bytes.
+ */
+export function resizeMaskAny(src: Uint8Array, width: number, height: number, outW: number, outH: number): Uint8Array {
+  if (outW === width && outH === height) return Uint8Array.from(src, (v) => (v ? 1 : 0));
+  // 2-D prefix sums of the hole indicator: each output pixel asks "any hole in this source rectangle?" in O(1).
+  const W1 = width + 1;
+  const sum = new Int32Array(W1 * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let row = 0;
+    for (let x = 0; x < width; x++) {
+      row += src[y * width + x] ? 1 : 0;
+      sum[(y + 1) * W1 + x + 1] = sum[y * W1 + x + 1] + row;
+    }
+  }
+  const out = new Uint8Array(outW * outH);
+  for (let oy = 0; oy < outH; oy++) {
+    const y0 = Math.floor((oy * height) / outH);
+    const y1 = Math.max(y0 + 1, Math.ceil(((oy + 1) * height) / outH));
+    for (let ox = 0; ox < outW; ox++) {
+      const x0 = Math.floor((ox * width) / outW);
+      const x1 = Math.max(x0 + 1, Math.ceil(((ox + 1) * width) / outW));
+      const n = sum[y1 * W1 + x1] - sum[y0 * W1 + x1] - sum[y1 * W1 + x0] + sum[y0 * W1 + x0];
+      out[oy * outW + ox] = n > 0 ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+/** Grow a 0/1 mask by r pixels in every direction (square neighbourhood). */
+export function dilateMask(src: Uint8Array, width: number, height: number, r: number): Uint8Array {
+  if (r <= 0) return src.slice();
+  // Separable max filter: rows, then columns.
+  const rows = new Uint8Array(src.length);
+  for (let y = 0; y < height; y++) {
+    let last = -Infinity; // last hole column seen
+    for (let x = 0; x < width; x++) if (src[y * width + x]) last = x, rows[y * width + x] = 1; else if (x - last <= r) rows[y * width + x] = 1;
+    last = Infinity;
+    for (let x = width - 1; x >= 0; x--) if (src[y * width + x]) last = x; else if (last - x <= r) rows[y * width + x] = 1;
+  }
+  const out = new Uint8Array(src.length);
+  for (let x = 0; x < width; x++) {
+    let last = -Infinity;
+    for (let y = 0; y < height; y++) if (rows[y * width + x]) last = y, out[y * width + x] = 1; else if (y - last <= r) out[y * width + x] = 1;
+    last = Infinity;
+    for (let y = height - 1; y >= 0; y--) if (rows[y * width + x]) last = y; else if (last - y <= r) out[y * width + x] = 1;
+  }
+  return out;
+}
