@@ -1,0 +1,200 @@
+import sharp from 'sharp';
+import pLimit from 'p-limit';
+import fg from 'fast-glob';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ManifestWriter, type ManifestMetadata, type SourceRow } from '../../manifests/index.ts';
+import { UserError } from '../../manifests/errors.ts';
+import { sha256Hex } from '../../manifests/io.ts';
+import { boundingBoxOfMask } from '../../manifests/masks.ts';
+import type { Mask } from '../../manifests/pixels.ts';
+
+/** What an adapter hands back: rows (any order) plus what goes into the manifest metadata. */
+export interface AdapterResult {
+  rows: SourceRow[];
+  classNames: string[];
+  /** adapter-specific config recorded in the manifest (counts dropped, fingerprints, options) */
+  config: Record<string, unknown>;
+}
+
+export type Progress = (done: number, total: number, stage: string) => void;
+
+export interface AdapterOptions {
+  seed?: number;
+  progress?: Progress;
+  /** parallel image decodes; outputs never depend on it */
+  concurrency?: number;
+}
+
+export const DEFAULT_CONCURRENCY = 8;
+
+/** A row with every nullable column null; adapters fill what they know. */
+export function baseRow(fields: Pick<SourceRow, 'id' | 'split' | 'label' | 'class_name' | 'path'> & Partial<SourceRow>): SourceRow {
+  return {
+    mask_path: null, mask_format: null, boxes: null, group: null, place: null, location: null, variant: null,
+    width: 0, height: 0, status: 'ok', error: null,
+    ...fields,
+  };
+}
+
+export function errorRow(row: SourceRow, message: string): SourceRow {
+  return { ...row, status: 'error', error: message };
+}
+
+/** Image size from the header (no full decode); throws UserError naming the file on a missing/unreadable image. */
+export async function probeImage(file: string): Promise<{ width: number; height: number }> {
+  try {
+    await stat(file);
+  } catch {
+    throw new UserError('image file not found', { file, fix: 'restore the image, or remove its entry from the dataset index' });
+  }
+  try {
+    const m = await sharp(file).metadata();
+    if (!m.width || !m.height) throw new Error('no size in header');
+    return { width: m.width, height: m.height };
+  } catch (e) {
+    throw new UserError(`cannot decode image (${(e as Error).message})`, { file, fix: 'replace it with a valid JPEG/PNG or remove its entry' });
+  }
+}
+
+/** Flat [x, y, w, h] of a mask's bounding box, or null when the mask is empty (such images train as originals). */
+export function boxesOfMask(m: Mask): number[] | null {
+  const b = boundingBoxOfMask(m);
+  return b ? [b.x, b.y, b.w, b.h] : null;
+}
+
+/** Run `fn` over items with bounded concurrency; results keep the input order, so outputs never depend on timing. */
+export async function mapLimit<T, R>(items: readonly T[], fn: (item: T, i: number) => Promise<R>, opts: { concurrency?: number; progress?: Progress; stage?: string } = {}): Promise<R[]> {
+  const limit = pLimit(opts.concurrency ?? DEFAULT_CONCURRENCY);
+  let done = 0;
+  return Promise.all(items.map((it, i) => limit(async () => {
+    const r = await fn(it, i);
+    done++;
+    opts.progress?.(done, items.length, opts.stage ?? '');
+    return r;
+  })));
+}
+
+/**
+ * Run a per-image step, turning a UserError into an error row: one bad image must not stop a 10k-image ingest.
+ * Any other exception is a bug and propagates.
+ */
+export async function rowOrError(row: SourceRow, step: (row: SourceRow) => Promise<SourceRow>): Promise<SourceRow> {
+  try {
+    return await step(row);
+  } catch (e) {
+    if (e instanceof UserError) return errorRow(row, e.message.replace(/\n\s*/g, ' '));
+    throw e;
+  }
+}
+
+/** "a10" < "a9" would be surprising in a listing; compare digit runs as numbers, then plain code points. */
+export function naturalCompare(a: string, b: string): number {
+  const ra = a.split(/(\d+)/), rb = b.split(/(\d+)/);
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    if (ra[i] === rb[i]) continue;
+    if (i % 2 === 1) {
+      const d = Number(ra[i]) - Number(rb[i]);
+      if (d !== 0) return d;
+      return ra[i].length - rb[i].length;
+    }
+    return ra[i] < rb[i] ? -1 : 1;
+  }
+  if (ra.length !== rb.length) return ra.length - rb.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+const SPLIT_ORDER = ['train', 'val', 'test', 'cis_val', 'cis_test', 'trans_test'];
+
+export function compareRows(a: SourceRow, b: SourceRow): number {
+  const sa = SPLIT_ORDER.indexOf(a.split), sb = SPLIT_ORDER.indexOf(b.split);
+  const ra = sa < 0 ? SPLIT_ORDER.length : sa, rb = sb < 0 ? SPLIT_ORDER.length : sb;
+  if (ra !== rb) return ra - rb;
+  if (a.split !== b.split) return a.split < b.split ? -1 : 1;
+  return naturalCompare(a.id, b.id);
+}
+
+/** Throw on duplicate ids: the id is the join key of every later stage. */
+export function assertUniqueIds(rows: readonly SourceRow[], file: string): void {
+  const seen = new Set<string>();
+  for (const r of rows) {
+    if (seen.has(r.id)) throw new UserError(`duplicate image id "${r.id}"`, { file, fix: 'every image must appear once per dataset' });
+    seen.add(r.id);
+  }
+}
+
+/**
+ * Write the source manifest: rows sorted, stale shards of an earlier (larger) run removed first so a reader never
+ * mixes two runs. Same rows + metadata → byte-identical shards.
+ */
+export async function writeSourceManifest(dir: string, metadata: ManifestMetadata, rows: SourceRow[]): Promise<{ path: string; sha256: string; rows: number }[]> {
+  const sorted = [...rows].sort(compareRows);
+  try {
+    for (const f of await readdir(dir)) if (/^source-\d+\.arrow$/.test(f)) await rm(join(dir, f));
+  } catch { /* no folder yet */ }
+  const w = new ManifestWriter<SourceRow>(dir, 'source', metadata, { prefix: 'source' });
+  for (const r of sorted) await w.write(r);
+  return w.close();
+}
+
+/** Rows per split / group and the error rows, for the CLI summary. */
+export function summarizeRows(rows: readonly SourceRow[]): { total: number; bySplit: Record<string, number>; byGroup: Record<string, Record<string, number>>; errors: SourceRow[] } {
+  const bySplit: Record<string, number> = {};
+  const byGroup: Record<string, Record<string, number>> = {};
+  const errors: SourceRow[] = [];
+  for (const r of rows) {
+    bySplit[r.split] = (bySplit[r.split] ?? 0) + 1;
+    const g = r.group ?? '(none)';
+    (byGroup[r.split] ??= {})[g] = (byGroup[r.split][g] ?? 0) + 1;
+    if (r.status === 'error') errors.push(r);
+  }
+  return { total: rows.length, bySplit, byGroup, errors };
+}
+
+export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
+
+/**
+ * SHA-256 over the sorted relative paths and byte sizes of a dataset's files, plus the full hash of its index files
+ * (CSV / JSON): a cheap "did the dataset change" check, recorded in the manifest config as `fingerprint` so
+ * `ensureSourceManifest` rebuilds when files are added, removed or replaced, without re-reading any image.
+ */
+export async function listingFingerprint(root: string, patterns: string[], indexFiles: readonly string[] = []): Promise<string> {
+  const entries = await fg(patterns, { cwd: root, onlyFiles: true, stats: true, dot: false });
+  const lines = entries.filter((e) => !/\.tmp-/.test(e.path)).map((e) => `${e.path}\t${e.stats?.size ?? 0}`).sort();
+  for (const f of indexFiles) {
+    try {
+      lines.push(`${f}\tsha256:${sha256Hex(await readFile(join(root, f)))}`);
+    } catch {
+      lines.push(`${f}\tabsent`);
+    }
+  }
+  return sha256Hex(lines.join('\n'));
+}
+
+/** Relative paths of image files directly inside `<root>/<dir>/<class>/`, grouped by class folder, sorted. */
+export async function listClassFolders(root: string, dir: string): Promise<Map<string, string[]>> {
+  const files = await fg('*/*', { cwd: join(root, dir), onlyFiles: true });
+  const byClass = new Map<string, string[]>();
+  for (const f of files.filter((f) => IMAGE_EXT.test(f)).sort(naturalCompare)) {
+    const [cls, name] = f.split('/');
+    if (!byClass.has(cls)) byClass.set(cls, []);
+    byClass.get(cls)!.push(name);
+  }
+  return byClass;
+}
+
+export async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,100 @@
+import fg from 'fast-glob';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError } from '../../manifests/errors.ts';
+import { decodePngNonzero, resolveInsideRoot } from '../../manifests/masks.ts';
+import type { SourceRow } from '../../manifests/schema.ts';
+import {
+  IMAGE_EXT, baseRow, boxesOfMask, errorRow, isFile, listingFingerprint, mapLimit, naturalCompare, probeImage, rowOrError,
+  type AdapterOptions, type AdapterResult,
+} from './common.ts';
+import { readCsv } from './csv.ts';
+
+/**
+ * A plain image-folder dataset:
+ *   <root>/<split>/<class>/<image>                 every top-level folder except `masks` is a split
+ *   <root>/masks/<split>/<class>/<stem>.png        optional segmentation masks, nonzero = object
+ *   <root>/boxes.csv                               optional boxes: path,x,y,w,h (one line per box, path as above)
+ *   <root>/classes.txt                             optional class list, one per line, in label order
+ * Without classes.txt the classes are the class folders of `train` (or of every split when there is no train),
+ * sorted by name.
+ */
+export const FOLDER_BOX_COLUMNS = ['path', 'x', 'y', 'w', 'h'] as const;
+
+export function folderFingerprint(root: string): Promise<string> {
+  return listingFingerprint(root, ['**/*'], ['boxes.csv', 'classes.txt']);
+}
+
+export async function readFolder(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
+  const files = (await fg('*/*/*', { cwd: root, onlyFiles: true }))
+    .filter((f) => IMAGE_EXT.test(f) && !f.startsWith('masks/'))
+    .sort(naturalCompare);
+  if (!files.length) {
+    throw new UserError('no images found at <split>/<class>/<image>', { file: root, fix: 'lay the dataset out as <root>/train/<class>/<image>, <root>/test/<class>/<image>, ...' });
+  }
+
+  const classesFile = join(root, 'classes.txt');
+  let classNames: string[];
+  let classSource: string;
+  if (await isFile(classesFile)) {
+    classNames = (await readFile(classesFile, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    if (!classNames.length) throw new UserError('classes.txt lists no classes', { file: classesFile, fix: 'one class folder name per line' });
+    const dup = classNames.find((c, i) => classNames.indexOf(c) !== i);
+    if (dup) throw new UserError(`class "${dup}" is listed twice`, { file: classesFile });
+    classSource = 'classes.txt';
+  } else {
+    const hasTrain = files.some((f) => f.startsWith('train/'));
+    classNames = [...new Set(files.filter((f) => !hasTrain || f.startsWith('train/')).map((f) => f.split('/')[1]))].sort(naturalCompare);
+    classSource = hasTrain ? 'train folders' : 'all folders';
+  }
+  const labelOf = new Map(classNames.map((c, i) => [c, i]));
+
+  const boxesFile = join(root, 'boxes.csv');
+  const boxesByPath = new Map<string, number[]>();
+  const hasBoxes = await isFile(boxesFile);
+  if (hasBoxes) {
+    const known = new Set(files);
+    const { records } = await readCsv(boxesFile, FOLDER_BOX_COLUMNS);
+    for (const { line, values: v } of records) {
+      const ctx = { file: boxesFile, row: line };
+      resolveInsideRoot(root, v.path, ctx);
+      const path = v.path.replace(/^\.\//, '');
+      if (!known.has(path)) throw new UserError(`"${v.path}" is not an image of this dataset`, { ...ctx, fix: 'paths must be <split>/<class>/<image> relative to the dataset root' });
+      const box = [v.x, v.y, v.w, v.h].map(Number);
+      if (!box.every(Number.isFinite)) throw new UserError(`box "${v.x},${v.y},${v.w},${v.h}" is not four numbers`, { ...ctx, fix: 'x,y,w,h in image pixels' });
+      if (!boxesByPath.has(path)) boxesByPath.set(path, []);
+      boxesByPath.get(path)!.push(...box);
+    }
+  }
+
+  const rows = await mapLimit(files, async (path): Promise<SourceRow> => {
+    const [split, cls, name] = path.split('/');
+    const label = labelOf.get(cls);
+    const maskRel = `masks/${split}/${cls}/${name.replace(/\.[^.]*$/, '')}.png`;
+    const hasMask = await isFile(join(root, maskRel));
+    const row = baseRow({
+      id: path, split, label: label ?? -1, class_name: cls, path,
+      mask_path: hasMask ? maskRel : null, mask_format: hasMask ? 'png-nonzero' : null,
+      boxes: boxesByPath.get(path) ?? null,
+    });
+    if (label === undefined) {
+      return errorRow(row, `${join(root, path)}: class folder "${cls}" is not a known class (${classNames.join(', ')}, from ${classSource}); rename the folder or add the class to classes.txt`);
+    }
+    return rowOrError(row, async (r) => {
+      const { width, height } = await probeImage(join(root, r.path));
+      const sized = { ...r, width, height };
+      if (!hasMask) return sized;
+      const m = await decodePngNonzero(join(root, maskRel));
+      if (m.width !== width || m.height !== height) {
+        return errorRow(sized, `mask ${join(root, maskRel)} is ${m.width}x${m.height} but image ${join(root, path)} is ${width}x${height}; masks must be aligned with their images`);
+      }
+      return sized.boxes ? sized : { ...sized, boxes: boxesOfMask(m) };
+    });
+  }, { concurrency: opts.concurrency, progress: opts.progress, stage: 'folder' });
+
+  return {
+    rows,
+    classNames,
+    config: { class_source: classSource, fingerprint: await folderFingerprint(root) },
+  };
+}

@@ -1,0 +1,181 @@
+import { basename, isAbsolute, join, normalize, resolve } from 'node:path';
+import {
+  MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, TOOL_VERSION, openManifest, stableStringify, type ManifestMetadata, type SourceRow,
+} from '../../manifests/index.ts';
+import { UserError } from '../../manifests/errors.ts';
+import { ensureSynthDataset, isSynthDataset, resolveSynthOptions, type SynthOptions } from '../synth/index.ts';
+import { isDir, isFile, summarizeRows, writeSourceManifest, type AdapterOptions, type AdapterResult, type Progress } from './common.ts';
+import { readWaterbirds, waterbirdsFingerprint } from './waterbirds.ts';
+import { readIn9, in9Fingerprint } from './in9.ts';
+import { readCct, cctAnnotationFile, cctFingerprint } from './cct.ts';
+import { readFolder, folderFingerprint } from './folder.ts';
+
+export { readWaterbirds, readIn9, readCct, readFolder, summarizeRows };
+export type { AdapterResult, AdapterOptions };
+
+export type AdapterName = 'waterbirds' | 'in9' | 'cct' | 'folder';
+
+export const ADAPTERS: Record<AdapterName, (root: string, opts: AdapterOptions) => Promise<AdapterResult>> = {
+  waterbirds: readWaterbirds,
+  in9: readIn9,
+  cct: readCct,
+  folder: readFolder,
+};
+
+/** Cheap content fingerprints (file listing + index-file hashes): equal fingerprint, equal manifest. */
+export const FINGERPRINTS: Record<AdapterName, (root: string) => Promise<string>> = {
+  waterbirds: waterbirdsFingerprint,
+  in9: in9Fingerprint,
+  cct: cctFingerprint,
+  folder: folderFingerprint,
+};
+
+/** Where to find each real dataset, and the file that proves it is there. */
+const REAL: Record<'waterbirds' | 'in9' | 'cct', { adapter: AdapterName; releaseFolder: string; mustExist: string; getIt: string }> = {
+  waterbirds: {
+    adapter: 'waterbirds',
+    releaseFolder: 'waterbird_complete95_forest2water2',
+    mustExist: 'metadata.csv',
+    getIt: 'the Waterbirds release of Sagawa et al. (github.com/kohpangwei/group_DRO: the CUB + Places tarball waterbird_complete95_forest2water2.tar.gz), plus the CUB-200-2011 segmentations copied to <root>/segmentations/',
+  },
+  in9: {
+    adapter: 'in9',
+    releaseFolder: 'bg_challenge',
+    mustExist: 'train/original/train',
+    getIt: 'github.com/MadryLab/backgrounds_challenge release backgrounds_challenge_data.tar.gz (its folders go under <root>/test/) plus the IN-9 training folders original/ and no_fg/ under <root>/train/',
+  },
+  cct: {
+    adapter: 'cct',
+    releaseFolder: 'cct',
+    mustExist: cctAnnotationFile('train'),
+    getIt: "lila.science, Caltech Camera Traps, the ECCV'18 split: eccv_18_annotation_files.tar.gz and eccv_18_all_images_sm.tar.gz",
+  },
+};
+
+export interface EnsureOptions {
+  /** folder holding the dataset folders (default `data`): dataset X is read from <dataRoot>/X/ */
+  dataRoot?: string;
+  /** folder holding the manifests/corpora (default `corpora`): the source manifest goes to <corporaRoot>/<slug>/source/ */
+  corporaRoot?: string;
+  seed?: number;
+  /** rebuild the synthetic data and the manifest even when they are up to date */
+  force?: boolean;
+  synth?: Partial<SynthOptions>;
+  progress?: Progress;
+  /** called with a one-line note when a stage is skipped or rebuilt */
+  log?: (line: string) => void;
+}
+
+export interface EnsuredManifest {
+  /** the source manifest folder */
+  dir: string;
+  /** the dataset root as given (relative to cwd unless given absolute); row paths are relative to it */
+  root: string;
+  metadata: ManifestMetadata;
+  /** true when this call (re)wrote the manifest */
+  rebuilt: boolean;
+  /** only when rebuilt: the rows that were written */
+  rows?: SourceRow[];
+}
+
+/** Folder name under corpora/ for a dataset name: `folder:/x/pets` → `folder-pets`. */
+export function datasetSlug(dataset: string): string {
+  if (dataset.startsWith('folder:')) {
+    const p = dataset.slice('folder:'.length).replace(/[\\/]+$/, '');
+    return `folder-${basename(p).replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  }
+  return dataset;
+}
+
+export function sourceManifestDir(dataset: string, corporaRoot = 'corpora'): string {
+  return join(corporaRoot, datasetSlug(dataset), 'source');
+}
+
+export const KNOWN_DATASETS = ['waterbirds', 'in9', 'cct', 'folder:<path>', 'synth-waterbirds', 'synth-in9', 'synth-cct'];
+
+/** Resolve a dataset name to its adapter and root (checking the real data is there). */
+async function locate(dataset: string, dataRoot: string): Promise<{ adapter: AdapterName; root: string }> {
+  if (dataset.startsWith('folder:')) {
+    const root = normalize(dataset.slice('folder:'.length));
+    if (!root || !(await isDir(root))) {
+      throw new UserError(`folder dataset "${root}" not found`, { file: root, fix: 'give folder:<path to a folder with <split>/<class>/<image>>' });
+    }
+    return { adapter: 'folder', root };
+  }
+  if (isSynthDataset(dataset)) {
+    const real = dataset.slice('synth-'.length) as keyof typeof REAL;
+    return { adapter: REAL[real].adapter, root: join(dataRoot, dataset) };
+  }
+  const spec = REAL[dataset as keyof typeof REAL];
+  if (!spec) {
+    throw new UserError(`unknown dataset "${dataset}"`, { fix: `use one of: ${KNOWN_DATASETS.join(', ')}` });
+  }
+  const base = join(dataRoot, dataset);
+  // The release tarballs unpack into a folder of their own; accept it one level down.
+  for (const root of [base, join(base, spec.releaseFolder)]) {
+    if ((await isFile(join(root, spec.mustExist))) || (await isDir(join(root, spec.mustExist)))) return { adapter: spec.adapter, root };
+  }
+  throw new UserError(`the ${dataset} dataset is not at ${base}/ (no ${join(base, spec.mustExist)}, nor under ${join(base, spec.releaseFolder)}/)`, {
+    file: base,
+    fix: `download ${spec.getIt}; unpack it so that ${join(base, spec.mustExist)} exists (or point --data-root at the folder that holds ${dataset}/). Offline? use synth-${dataset}.`,
+  });
+}
+
+async function existingMetadata(dir: string): Promise<ManifestMetadata | null> {
+  try {
+    return (await openManifest(dir, { prefix: 'source' })).metadata;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Make sure `<corporaRoot>/<slug>/source/` holds the source manifest of `dataset`, building the synthetic dataset
+ * first for synth-* names. Skips the work when the manifest exists and was made by the same config (which includes
+ * a fingerprint of the dataset's index files / listing, so edited data triggers a rebuild).
+ */
+export async function ensureSourceManifest(dataset: string, opts: EnsureOptions = {}): Promise<EnsuredManifest> {
+  const dataRoot = opts.dataRoot ?? 'data';
+  const corporaRoot = opts.corporaRoot ?? 'corpora';
+  const seed = opts.seed ?? 0;
+  const log = opts.log ?? (() => {});
+  let synth: SynthOptions | undefined;
+  if (isSynthDataset(dataset)) {
+    synth = resolveSynthOptions(dataset, { seed, ...opts.synth });
+    const built = await ensureSynthDataset(dataset, join(dataRoot, dataset), synth, { force: opts.force, progress: opts.progress });
+    log(built ? `built ${dataset} in ${join(dataRoot, dataset)}` : `${dataset} is up to date in ${join(dataRoot, dataset)}`);
+  }
+  const { adapter, root } = await locate(dataset, dataRoot);
+  const dir = sourceManifestDir(dataset, corporaRoot);
+  const rootAsGiven = isAbsolute(root) ? root : normalize(root);
+
+  // What decides the manifest's content; compared before reading any image.
+  const identity = (m: { dataset: string; seed: number; tool_version: string; config: Record<string, unknown> }) => stableStringify({
+    dataset: m.dataset, seed: m.seed, tool_version: m.tool_version,
+    adapter: m.config.adapter, root: m.config.root, fingerprint: m.config.fingerprint, synth: m.config.synth,
+  });
+  const old = opts.force ? null : await existingMetadata(dir);
+  if (old) {
+    const now = { dataset, seed, tool_version: TOOL_VERSION, config: { adapter, root: rootAsGiven, fingerprint: await FINGERPRINTS[adapter](resolve(root)), synth } };
+    if (identity(old) === identity(now)) {
+      log(`source manifest ${dir} is up to date`);
+      return { dir, root: rootAsGiven, metadata: old, rebuilt: false };
+    }
+  }
+
+  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress });
+  const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}) };
+  const metadata: ManifestMetadata = {
+    format: MANIFEST_FORMAT,
+    format_version: MANIFEST_FORMAT_VERSION,
+    kind: 'source',
+    dataset,
+    class_names: result.classNames,
+    tool_version: TOOL_VERSION,
+    seed,
+    config,
+  };
+  await writeSourceManifest(dir, metadata, result.rows);
+  log(`wrote source manifest ${dir} (${result.rows.length} rows)`);
+  return { dir, root: rootAsGiven, metadata, rebuilt: true, rows: result.rows };
+}
