@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Graph, GraphNode, Operand } from './graph.ts';
+import { conv2d } from './tf-conv.ts';
+
+/**
+ * Runs a Graph with tfjs, NHWC. Differentiable with respect to the parameters (training) and the reference the
+ * ONNX export is tested against. Call inside tf.tidy (or a gradient function): intermediate tensors are not disposed.
+ */
+export function runGraph(
+  graph: Graph, params: Record<string, tf.Tensor>, inputs: Record<string, tf.Tensor4D>,
+): Record<string, tf.Tensor4D> {
+  const env = new Map<string, tf.Tensor4D>();
+  for (const i of graph.inputs) {
+    const t = inputs[i.name];
+    if (!t) throw new Error(`runGraph: missing input "${i.name}"`);
+    if (t.rank !== 4 || t.shape[3] !== i.channels) throw new Error(`runGraph: input "${i.name}" must be [B, H, W, ${i.channels}], got [${t.shape}]`);
+    env.set(i.name, t);
+  }
+  const get = (name: string): tf.Tensor4D => {
+    const t = env.get(name);
+    if (!t) throw new Error(`runGraph: tensor "${name}" used before it is computed`);
+    return t;
+  };
+  const operand = (o: Operand): tf.Tensor4D | tf.Scalar => (typeof o === 'number' ? tf.scalar(o) : get(o));
+  const param = (name: string): tf.Tensor => {
+    const p = params[name];
+    if (!p) throw new Error(`runGraph: missing parameter "${name}"`);
+    return p;
+  };
+  for (const n of graph.nodes) env.set(n.out, evalNode(n, get, operand, param));
+  const out: Record<string, tf.Tensor4D> = {};
+  for (const o of graph.outputs) out[o] = get(o);
+  return out;
+}
+
+function evalNode(
+  n: GraphNode,
+  get: (name: string) => tf.Tensor4D,
+  operand: (o: Operand) => tf.Tensor4D | tf.Scalar,
+  param: (name: string) => tf.Tensor,
+): tf.Tensor4D {
+  switch (n.op) {
+    case 'conv2d': {
+      const y = conv2d(get(n.x), param(n.weight) as tf.Tensor4D, n);
+      return n.bias ? tf.add(y, param(n.bias)) : y;
+    }
+    case 'relu': return tf.relu(get(n.x));
+    case 'elu': return tf.elu(get(n.x));
+    case 'sigmoid': return tf.sigmoid(get(n.x));
+    case 'tanh': return tf.tanh(get(n.x));
+    case 'leakyRelu': return tf.leakyRelu(get(n.x), n.alpha);
+    case 'add': return tf.add(operand(n.a), operand(n.b)) as tf.Tensor4D;
+    case 'sub': return tf.sub(operand(n.a), operand(n.b)) as tf.Tensor4D;
+    case 'mul': return tf.mul(operand(n.a), operand(n.b)) as tf.Tensor4D;
+    case 'div': return tf.div(operand(n.a), operand(n.b)) as tf.Tensor4D;
+    case 'concat': return tf.concat(n.xs.map(get), n.axis);
+    case 'resize': {
+      const x = get(n.x);
+      const size: [number, number] = [x.shape[1] * n.scale, x.shape[2] * n.scale];
+      return n.mode === 'nearest' ? tf.image.resizeNearestNeighbor(x, size, false, false) : tf.image.resizeBilinear(x, size, false, true);
+    }
+    case 'clip': return tf.clipByValue(get(n.x), n.min, n.max);
+    case 'transpose': return tf.transpose(get(n.x), n.perm);
+    case 'slice': {
+      const x = get(n.x);
+      const begin = [0, 0, 0, 0];
+      const size = [...x.shape];
+      begin[n.axis] = n.start;
+      size[n.axis] = n.end - n.start;
+      return tf.slice(x, begin, size);
+    }
+  }
+}
