@@ -1,0 +1,66 @@
+/**
+ * Conv2DBackpropFilter for the wasm backend (tfjs-backend-wasm 4.22 ships none, so no conv weight gradient).
+ *
+ * dW[i,j,c,o] = Σ_{b,p,q} xpad[b, p·sh + i, q·sw + j, c] · dy[b, p, q, o]
+ *
+ * Read with c as the "batch", (p,q) as the filter taps and b as the contracted channel, that is a valid
+ * convolution of xᵀ = [C, Hp, Wp, B] with the filter dyᵀ = [Ho, Wo, B, Cout] at dilation (sh, sw): XNNPACK's
+ * conv does all the arithmetic; we only pad and transpose. Its output is [C, Hp-(Ho-1)sh, Wp-(Wo-1)sw, Cout]; the
+ * first fh×fw taps are the filter gradient (the rest exist only when 'valid' leaves input rows unused).
+ */
+import { backend_util, type KernelConfig, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { call, release, type Info } from './wasm_util.ts';
+
+interface Conv2DBackpropFilterAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  filterShape: [number, number, number, number];
+}
+
+export function conv2DBackpropFilterWasm(
+  backend: BackendWasm, x: Info, dy: Info, attrs: Conv2DBackpropFilterAttrs,
+): Info {
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
+  if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter (wasm): only NHWC is supported, as for wasm Conv2D');
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const { top, bottom, left, right } = info.padInfo;
+  const [fh, fw, cin, cout] = filterShape;
+
+  const owned: Info[] = [];
+  try {
+    let xp = x;
+    if (top || bottom || left || right) {
+      // 'same' / explicit padding may pad more rows than any tap reads; the extra taps are sliced off below
+      xp = call('PadV2', backend, { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 });
+      owned.push(xp);
+    }
+    const xT = call('Transpose', backend, { x: xp }, { perm: [3, 1, 2, 0] });
+    owned.push(xT);
+    const dyT = call('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
+    owned.push(dyT);
+    const taps = call('Conv2D', backend, { x: xT, filter: dyT }, {
+      strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [info.strideHeight, info.strideWidth],
+    });
+    owned.push(taps);
+    let cropped = taps;
+    if (taps.shape[1] !== fh || taps.shape[2] !== fw) {
+      cropped = call('Slice', backend, { x: taps }, { begin: [0, 0, 0, 0], size: [cin, fh, fw, cout] });
+      owned.push(cropped);
+    }
+    return call('Transpose', backend, { x: cropped }, { perm: [1, 2, 0, 3] });
+  } finally {
+    release(backend, ...owned);
+  }
+}
+
+export const conv2DBackpropFilterWasmConfig: KernelConfig = {
+  kernelName: 'Conv2DBackpropFilter',
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend, attrs }) => conv2DBackpropFilterWasm(
+    backend as unknown as BackendWasm, inputs.x as TensorInfo, inputs.dy as TensorInfo,
+    attrs as unknown as Conv2DBackpropFilterAttrs),
+};

@@ -1,0 +1,55 @@
+/**
+ * Registration of our extra tfjs kernels and gradients. See docs/backend.md for the why of each.
+ *
+ *   registerWasmKernels()    kernels the wasm backend lacks or gets wrong (call before running wasm)
+ *   registerExtraGradients() backend-independent gradients needed for double backprop
+ * Both are idempotent and return the names they registered.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { conv2DBackpropFilterWasmConfig } from './conv2d_backprop_filter.ts';
+import { gatherV2WasmConfig } from './gather_v2.ts';
+import { EXTRA_GRADIENTS } from './gradients.ts';
+import { maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig } from './max_pool.ts';
+import { unsortedSegmentSumWasmConfig } from './unsorted_segment_sum.ts';
+
+/** why each wasm kernel is registered: 'missing' in tfjs-backend-wasm 4.22, or 'replaces' a wrong one */
+export const WASM_KERNELS: ReadonlyArray<{ name: string; action: 'adds' | 'replaces'; why: string }> = [
+  { name: 'Conv2DBackpropFilter', action: 'adds', why: 'conv weight gradient; absent from wasm' },
+  { name: 'UnsortedSegmentSum', action: 'adds', why: 'gradient of tf.gather; absent from wasm' },
+  { name: 'MaxPoolGrad', action: 'replaces', why: 'wasm drops the gradient of windows whose max is <= 0' },
+  { name: 'MaxPoolWithArgmax', action: 'replaces', why: 'wasm returns 0 / index 0 for windows whose max is <= 0' },
+  { name: 'GatherV2', action: 'replaces', why: 'wasm reads out of bounds when batchDims > 0' },
+];
+
+const ours = new Set<KernelFunc>();
+let stockGather: KernelConfig | null = null;
+
+function install(config: KernelConfig): void {
+  const current = tf.getKernel(config.kernelName, config.backendName);
+  if (current && ours.has(current.kernelFunc)) return;
+  if (current) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+  ours.add(config.kernelFunc);
+}
+
+export function registerWasmKernels(): string[] {
+  const stock = tf.getKernel('GatherV2', 'wasm');
+  if (!stock) throw new Error("tfjs-backend-wasm is not loaded (no 'GatherV2' wasm kernel): import '@tensorflow/tfjs-backend-wasm' first");
+  if (!ours.has(stock.kernelFunc)) stockGather = stock;
+  const configs = [
+    conv2DBackpropFilterWasmConfig, unsortedSegmentSumWasmConfig, maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig,
+    gatherV2WasmConfig(stockGather as KernelConfig),
+  ];
+  configs.forEach(install);
+  return configs.map((c) => c.kernelName);
+}
+
+let gradientsDone = false;
+export function registerExtraGradients(): string[] {
+  if (!gradientsDone) {
+    for (const g of EXTRA_GRADIENTS) tf.registerGradient(g);
+    gradientsDone = true;
+  }
+  return EXTRA_GRADIENTS.map((g) => g.kernelName);
+}
