@@ -79,7 +79,8 @@ export function onlyForeground(image: RGBImage, mask: Mask): RGBImage {
 }
 
 export function encodeJpeg(img: RGBImage, quality = 95): Promise<Buffer> {
-  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).jpeg({ quality }).toBuffer();
+  // 4:4:4 keeps chroma from bleeding across the object edge, so IN-9's no_fg diff recovers the mask cleanly
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).jpeg({ quality, chromaSubsampling: '4:4:4' }).toBuffer();
 }
 
 /** 8-bit greyscale PNG, 255 on the object (CUB segmentation style). */
