@@ -3,7 +3,7 @@ import {
   MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, TOOL_VERSION, openManifest, stableStringify, type ManifestMetadata, type SourceRow,
 } from '../../manifests/index.ts';
 import { UserError } from '../../manifests/errors.ts';
-import { ensureSynthDataset, isSynthDataset, resolveSynthOptions, type SynthOptions } from '../synth/index.ts';
+import { ensureSynthDataset, isSynthDataset, readSynthMarker, resolveSynthOptions, type SynthOptions } from '../synth/index.ts';
 import { isDir, isFile, summarizeRows, writeSourceManifest, type AdapterOptions, type AdapterResult, type Progress } from './common.ts';
 import { readWaterbirds, waterbirdsFingerprint } from './waterbirds.ts';
 import { readIn9, in9Fingerprint } from './in9.ts';
@@ -57,6 +57,10 @@ export interface EnsureOptions {
   dataRoot?: string;
   /** folder holding the manifests/corpora (default `corpora`): the source manifest goes to <corporaRoot>/<slug>/source/ */
   corporaRoot?: string;
+  /**
+   * dataset seed (synthetic data; IN-9's carved val split). Left out together with every `synth` knob, an existing
+   * build is reused as it is (so `cfgen dataset synth-x --train 40` followed by a plain call keeps the small build).
+   */
   seed?: number;
   /** rebuild the synthetic data and the manifest even when they are up to date */
   force?: boolean;
@@ -137,16 +141,21 @@ async function existingMetadata(dir: string): Promise<ManifestMetadata | null> {
 export async function ensureSourceManifest(dataset: string, opts: EnsureOptions = {}): Promise<EnsuredManifest> {
   const dataRoot = opts.dataRoot ?? 'data';
   const corporaRoot = opts.corporaRoot ?? 'corpora';
-  const seed = opts.seed ?? 0;
   const log = opts.log ?? (() => {});
+  const dir = sourceManifestDir(dataset, corporaRoot);
+  let seed = opts.seed;
   let synth: SynthOptions | undefined;
   if (isSynthDataset(dataset)) {
-    synth = resolveSynthOptions(dataset, { seed, ...opts.synth });
+    const explicit = seed !== undefined || Object.values(opts.synth ?? {}).some((v) => v !== undefined);
+    const existing = explicit || opts.force ? null : await readSynthMarker(dataset, join(dataRoot, dataset));
+    synth = existing ?? resolveSynthOptions(dataset, { seed: seed ?? 0, ...opts.synth });
+    seed = synth.seed;
     const built = await ensureSynthDataset(dataset, join(dataRoot, dataset), synth, { force: opts.force, progress: opts.progress });
     log(built ? `built ${dataset} in ${join(dataRoot, dataset)}` : `${dataset} is up to date in ${join(dataRoot, dataset)}`);
   }
   const { adapter, root } = await locate(dataset, dataRoot);
-  const dir = sourceManifestDir(dataset, corporaRoot);
+  const old = opts.force ? null : await existingMetadata(dir);
+  seed ??= old?.seed ?? 0;
   const rootAsGiven = isAbsolute(root) ? root : normalize(root);
 
   // What decides the manifest's content; compared before reading any image.
@@ -154,7 +163,6 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
     dataset: m.dataset, seed: m.seed, tool_version: m.tool_version,
     adapter: m.config.adapter, root: m.config.root, fingerprint: m.config.fingerprint, synth: m.config.synth,
   });
-  const old = opts.force ? null : await existingMetadata(dir);
   if (old) {
     const now = { dataset, seed, tool_version: TOOL_VERSION, config: { adapter, root: rootAsGiven, fingerprint: await FINGERPRINTS[adapter](resolve(root)), synth } };
     if (identity(old) === identity(now)) {

@@ -39,6 +39,20 @@ export async function buildSynthDataset(dataset: SynthDataset, dir: string, opti
   }
 }
 
+/** The options of the synthetic dataset already in `dir` (null: none, or built by another generator version). */
+export async function readSynthMarker(dataset: string, dir: string): Promise<SynthOptions | null> {
+  if (!isSynthDataset(dataset)) return null;
+  const text = await readFile(join(dir, SYNTH_MARKER), 'utf8').catch(() => null);
+  if (!text) return null;
+  try {
+    const m = JSON.parse(text) as { dataset: string; options: SynthOptions };
+    const options = resolveSynthOptions(dataset, m.options);
+    return marker(dataset, options) === text ? options : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Build unless `dir` already holds this dataset with these options. Returns true when it built. */
 export async function ensureSynthDataset(dataset: string, dir: string, options: SynthOptions, opts: { force?: boolean; progress?: SynthProgress } = {}): Promise<boolean> {
   if (!isSynthDataset(dataset)) throw new Error(`not a synthetic dataset: ${dataset}`);
