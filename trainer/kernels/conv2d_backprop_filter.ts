@@ -10,7 +10,7 @@
  */
 import { backend_util, type KernelConfig, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { call, release, type Info } from './wasm_util.ts';
+import { call, release, reshape, type Info } from './wasm_util.ts';
 
 interface Conv2DBackpropFilterAttrs {
   strides: number | [number, number];
@@ -20,15 +20,71 @@ interface Conv2DBackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
+export type FilterGradStrategy = 'taps' | 'conv';
+let strategy: FilterGradStrategy = 'conv';
+/** for benchmarks: choose the composition (default 'conv', measured faster) */
+export function setFilterGradStrategy(s: FilterGradStrategy): void { strategy = s; }
+
 export function conv2DBackpropFilterWasm(
   backend: BackendWasm, x: Info, dy: Info, attrs: Conv2DBackpropFilterAttrs,
 ): Info {
+  return strategy === 'taps' ? filterGradByTaps(backend, x, dy, attrs) : filterGradByConv(backend, x, dy, attrs);
+}
+
+/**
+ * One matmul per filter tap: dW[i,j] = tap(i,j)ᵀ · dy, with tap(i,j)ᵀ = xpadᵀ[:, :, i::sh, j::sw] taken from a
+ * single [C, B, Hp, Wp] transpose of x, so every tap is already a contiguous [C, N] matrix, and dy ([N, Cout]) is
+ * the matmul's right operand for every tap, which XNNPACK packs once and caches.
+ */
+function filterGradByTaps(backend: BackendWasm, x: Info, dy: Info, attrs: Conv2DBackpropFilterAttrs): Info {
+  const { info, fh, fw, cin, cout } = convGeometry(x, attrs);
+  const { top, bottom, left, right } = info.padInfo;
+  const [b, ho, wo] = dy.shape;
+  const n = b * ho * wo;
+  const sh = info.strideHeight, sw = info.strideWidth;
+  const owned: Info[] = [];
+  const keep = (t: Info): Info => { owned.push(t); return t; };
+  try {
+    let xp = x;
+    if (top || bottom || left || right) {
+      xp = keep(call('PadV2', backend, { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 }));
+    }
+    const xT = keep(call('Transpose', backend, { x: xp }, { perm: [3, 0, 1, 2] }));
+    const dy2 = keep(reshape(backend, dy, [n, cout]));
+    const perTap: Info[] = [];
+    for (let i = 0; i < fh; i++) {
+      for (let j = 0; j < fw; j++) {
+        const whole = i === 0 && j === 0 && sh === 1 && sw === 1 && xT.shape[2] === ho && xT.shape[3] === wo;
+        const tap = whole ? xT : keep(call('StridedSlice', backend, { x: xT }, {
+          begin: [0, 0, i, j], end: [cin, b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], strides: [1, 1, sh, sw],
+          beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+        }));
+        const tap2 = keep(reshape(backend, tap, [cin, n]));
+        perTap.push(keep(call('BatchMatMul', backend, { a: tap2, b: dy2 }, { transposeA: false, transposeB: false })));
+      }
+    }
+    const stacked = perTap.length === 1 ? perTap[0] : keep(call('Concat', backend,
+      perTap as unknown as Record<string, Info>, { axis: 0 }));
+    return reshape(backend, stacked, [fh, fw, cin, cout]);
+  } finally {
+    release(backend, ...owned);
+  }
+}
+
+function convGeometry(x: Info, attrs: Conv2DBackpropFilterAttrs): {
+  info: backend_util.Conv2DInfo; fh: number; fw: number; cin: number; cout: number;
+} {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
   if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter (wasm): only NHWC is supported, as for wasm Conv2D');
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
-  const { top, bottom, left, right } = info.padInfo;
   const [fh, fw, cin, cout] = filterShape;
+  return { info, fh, fw, cin, cout };
+}
+
+function filterGradByConv(backend: BackendWasm, x: Info, dy: Info, attrs: Conv2DBackpropFilterAttrs): Info {
+  const { info, fh, fw, cin, cout } = convGeometry(x, attrs);
+  const { top, bottom, left, right } = info.padInfo;
 
   const owned: Info[] = [];
   try {

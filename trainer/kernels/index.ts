@@ -7,7 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { batchMatMulWasmConfig } from './batch_mat_mul.ts';
 import { conv2DBackpropFilterWasmConfig } from './conv2d_backprop_filter.ts';
+import { conv2DBackpropInputWasmConfig } from './conv2d_backprop_input.ts';
 import { gatherV2WasmConfig } from './gather_v2.ts';
 import { EXTRA_GRADIENTS } from './gradients.ts';
 import { maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig } from './max_pool.ts';
@@ -20,10 +22,20 @@ export const WASM_KERNELS: ReadonlyArray<{ name: string; action: 'adds' | 'repla
   { name: 'MaxPoolGrad', action: 'replaces', why: 'wasm drops the gradient of windows whose max is <= 0' },
   { name: 'MaxPoolWithArgmax', action: 'replaces', why: 'wasm returns 0 / index 0 for windows whose max is <= 0' },
   { name: 'GatherV2', action: 'replaces', why: 'wasm reads out of bounds when batchDims > 0' },
+  { name: 'Conv2DBackpropInput', action: 'replaces', why: 'wasm uses a scalar loop (0.2 GFLOP/s); ours is an XNNPACK conv' },
+  { name: 'BatchMatMul', action: 'replaces', why: 'wasm leaves transposed or batch-broadcast matmuls to a scalar loop' },
 ];
 
 const ours = new Set<KernelFunc>();
-let stockGather: KernelConfig | null = null;
+/** the wasm backend's own configs of the kernels we wrap (captured before the first replacement) */
+const stockConfigs = new Map<string, KernelConfig>();
+
+function stock(name: string): KernelConfig {
+  const current = tf.getKernel(name, 'wasm');
+  if (!current) throw new Error(`tfjs-backend-wasm is not loaded (no '${name}' wasm kernel): import '@tensorflow/tfjs-backend-wasm' first`);
+  if (!ours.has(current.kernelFunc)) stockConfigs.set(name, current);
+  return stockConfigs.get(name) as KernelConfig;
+}
 
 function install(config: KernelConfig): void {
   const current = tf.getKernel(config.kernelName, config.backendName);
@@ -34,12 +46,9 @@ function install(config: KernelConfig): void {
 }
 
 export function registerWasmKernels(): string[] {
-  const stock = tf.getKernel('GatherV2', 'wasm');
-  if (!stock) throw new Error("tfjs-backend-wasm is not loaded (no 'GatherV2' wasm kernel): import '@tensorflow/tfjs-backend-wasm' first");
-  if (!ours.has(stock.kernelFunc)) stockGather = stock;
   const configs = [
     conv2DBackpropFilterWasmConfig, unsortedSegmentSumWasmConfig, maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig,
-    gatherV2WasmConfig(stockGather as KernelConfig),
+    gatherV2WasmConfig(stock('GatherV2')), conv2DBackpropInputWasmConfig, batchMatMulWasmConfig(stock('BatchMatMul')),
   ];
   configs.forEach(install);
   return configs.map((c) => c.kernelName);
