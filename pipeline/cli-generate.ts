@@ -1,0 +1,158 @@
+import { Command, Option } from 'commander';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UserError } from '../manifests/errors.ts';
+import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
+import { GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate.ts';
+import { createProgress } from './generate-progress.ts';
+import { verifyCorpus } from './verify.ts';
+import { writeSampleGrid } from './sample-grid.ts';
+import type { ImageFormat } from './decode.ts';
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new UserError(`${name} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+
+/** `--param cf-random.grid=4x4` → { 'cf-random': { grid: '4x4' } }; values that parse as JSON are taken as JSON. */
+export function parseParamFlags(flags: string[]): Record<string, Params> {
+  const out: Record<string, Params> = {};
+  for (const f of flags) {
+    const m = /^([a-z0-9-]+)\.([A-Za-z0-9_]+)=(.*)$/.exec(f);
+    if (!m) throw new UserError(`bad --param "${f}"`, { fix: 'write it as <method>.<key>=<value>, e.g. --param cf-random.grid=4x4' });
+    let value: unknown = m[3];
+    try { value = JSON.parse(m[3]); } catch { /* a plain string */ }
+    (out[m[1]] ??= {})[m[2]] = value;
+  }
+  return out;
+}
+
+async function loadPlugins(paths: string[]): Promise<void> {
+  for (const p of paths) await import(pathToFileURL(resolve(p)).href);
+}
+
+async function datasetBase(dataset: string, corporaRoot: string): Promise<string> {
+  const { datasetSlug } = await import('./datasets/index.ts');
+  return join(corporaRoot, datasetSlug(dataset));
+}
+
+/** Method folders (those with a corpus.json) under a dataset's corpora folder. */
+async function corporaIn(base: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = (await readdir(base)).sort();
+  } catch {
+    throw new UserError('no corpora here', { file: base, fix: 'run `make generate` first' });
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    try { if ((await stat(join(base, e, 'corpus.json'))).isFile()) out.push(e); } catch { /* not a corpus */ }
+  }
+  return out;
+}
+
+function methodHelp(): string {
+  const rows = listInfills().map((m) => `  ${m.name.padEnd(14)} ${m.description}; defaults ${JSON.stringify(m.defaults)}`);
+  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee docs/generate.md.\n`;
+}
+
+function printSummary(s: GenerateSummary): void {
+  const w = Math.max(...s.methods.map((m) => m.name.length));
+  for (const m of s.methods) {
+    process.stdout.write(`${m.name.padEnd(w)}  ok ${m.counts.ok}  skipped ${m.counts.skipped}  errors ${m.counts.error}  shards ${m.shards} (resumed ${m.resumedShards})  id ${m.corpusId.slice(0, 16)}  ${m.dir}\n`);
+  }
+  const rate = s.seconds > 0 ? s.imagesWritten / s.seconds : 0;
+  process.stdout.write(`done: ${s.counts.ok} ok, ${s.counts.skipped} skipped, ${s.counts.error} errors; ${s.rowsProcessed} source rows processed, ${s.imagesWritten} images written in ${s.seconds.toFixed(1)}s (${rate.toFixed(1)} images/s)\n`);
+  if (s.exitReason) process.stderr.write(`error: ${s.exitReason}\n`);
+}
+
+export function generateCommand(): Command {
+  const d = GENERATE_DEFAULTS;
+  return new Command('generate')
+    .description('generate counterfactual (CF) and factual (F) corpora: images + Arrow manifests, deterministic and resumable')
+    .option('--dataset <name>', 'dataset: synth-waterbirds | waterbirds | in9 | cct | synth-* | folder:<path>', d.dataset)
+    .option('--methods <list>', `comma list of methods (default: ${DEFAULT_METHODS.join(',')}, plus cf-cagan when registered and its model exists)`, list)
+    .option('--variants <k>', 'draws per source image for random methods (grey/tile are deterministic: always 1)', int('--variants'), d.variants)
+    .option('--size <px>', 'resize images to size×size (masks resized so the object never shrinks); 0 keeps the stored size', int('--size'), 0)
+    .option('--seed <n>', 'generation seed: item rng = rngFor(seed, source_id, method, variant)', int('--seed'), d.seed)
+    .option('--workers <n>', 'worker threads for decode/infill/encode (1 = this thread); output is identical for any value', int('--workers'), d.workers)
+    .option('--splits <list>', 'source splits to augment; CF/F images are training data, so train only by default (e.g. train,val)', list, [...d.splits])
+    .option('--shard-size <n>', 'source rows per manifest shard (the unit of resume)', int('--shard-size'), d.shardSize)
+    .option('--format <fmt>', 'image format: png (lossless) | jpg (quality 95)', d.format)
+    .option('--param <method.key=value>', 'method parameter, repeatable: cf-random.grid=4x4, f-shuffle.scope=batch, cf-tile.mode=strip', collect, [])
+    .option('--strict', 'exit 1 if any row is an error', false)
+    .option('--max-error-rate <r>', 'exit 1 if error rows / all rows exceed this', Number, d.maxErrorRate)
+    .option('--corpora-root <dir>', 'where corpora (and source manifests) go', d.corporaRoot)
+    .option('--data-root <dir>', 'where datasets live (dataset X in <data-root>/X)', d.dataRoot)
+    .option('--dataset-seed <n>', 'seed for building/ingesting the dataset (synthetic data), independent of --seed', int('--dataset-seed'), d.datasetSeed)
+    .option('--source <dir>', 'generate from this source manifest folder instead of ingesting --dataset (corpora go beside it)')
+    .option('--source-root <dir>', 'dataset root for --source (default: the manifest\'s config.root)')
+    .option('--plugin <module>', 'import a module that registers infills (e.g. the ONNX inpainter), repeatable', collect, [])
+    .option('--force', 'replace corpora that were generated with another configuration', false)
+    .option('--quiet', 'no progress output', false)
+    .addHelpText('after', methodHelp())
+    .action(async (o) => {
+      await loadPlugins(o.plugin);
+      const summary = await runGenerate({
+        dataset: o.dataset, methods: o.methods, variants: o.variants, size: o.size || null, seed: o.seed, workers: o.workers,
+        splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: o.corporaRoot,
+        dataRoot: o.dataRoot, format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
+        datasetSeed: o.datasetSeed, sourceDir: o.source, sourceRoot: o.sourceRoot, progress: createProgress({ quiet: o.quiet }),
+        log: o.quiet ? () => {} : undefined,
+      });
+      printSummary(summary);
+      process.exitCode = summary.exitCode;
+    });
+}
+
+export function verifyCommand(): Command {
+  return new Command('verify')
+    .description('re-hash every file of a corpus against its manifest; list missing and modified files (exit 1 if any)')
+    .argument('[corpus-dirs...]', 'corpus folders (default: every corpus of --dataset)')
+    .option('--dataset <name>', 'dataset whose corpora to check', GENERATE_DEFAULTS.dataset)
+    .option('--methods <list>', 'only these methods (default: all corpora found)', list)
+    .option('--corpora-root <dir>', 'where corpora live', GENERATE_DEFAULTS.corporaRoot)
+    .action(async (dirs: string[], o) => {
+      if (!dirs.length) {
+        const base = await datasetBase(o.dataset, o.corporaRoot);
+        dirs = (o.methods ?? (await corporaIn(base))).map((m: string) => join(base, m));
+        if (!dirs.length) throw new UserError('no corpora to verify', { file: base, fix: 'run `make generate` first' });
+      }
+      let bad = 0;
+      for (const dir of dirs) {
+        const r = await verifyCorpus(dir);
+        process.stdout.write(`${r.ok ? 'ok      ' : 'FAILED  '}${dir}: ${r.checked} files checked, ${r.missing.length} missing, ${r.modified.length} modified${r.extra.length ? `, ${r.extra.length} extra (not an error)` : ''}\n`);
+        for (const f of r.missing) process.stdout.write(`  missing   ${f}\n`);
+        for (const f of r.modified) process.stdout.write(`  modified  ${f}\n`);
+        for (const p of r.problems) process.stdout.write(`  problem   ${p}\n`);
+        if (!r.ok) bad++;
+      }
+      if (bad) process.exitCode = 1;
+    });
+}
+
+export function sampleGridCommand(): Command {
+  return new Command('sample-grid')
+    .description('write a PNG contact sheet: originals in the first column, then one column per CF/F corpus (paper Fig. 2)')
+    .option('--dataset <name>', 'dataset', GENERATE_DEFAULTS.dataset)
+    .option('--methods <list>', 'corpora to show, CF first then F (default: all found)', list)
+    .option('--rows <n>', 'number of source images', int('--rows'), 6)
+    .option('--cell <px>', 'cell size in pixels', int('--cell'), 128)
+    .option('--seed <n>', 'which images are picked', int('--seed'), 0)
+    .option('--split <name>', 'only images of this split')
+    .option('--corpora-root <dir>', 'where corpora live', GENERATE_DEFAULTS.corporaRoot)
+    .option('--out <file>', 'output PNG (default <corpora-root>/<dataset>/sample-grid.png)')
+    .action(async (o) => {
+      const base = await datasetBase(o.dataset, o.corporaRoot);
+      const methods: string[] = o.methods ?? (await corporaIn(base));
+      const res = await writeSampleGrid({ base, methods, rows: o.rows, cell: o.cell, seed: o.seed, split: o.split, out: o.out ?? join(base, 'sample-grid.png') });
+      process.stdout.write(`wrote ${res.out} (${res.sources.length} rows × ${methods.length + 1} columns)\n`);
+    });
+}

@@ -1,0 +1,170 @@
+import { join } from 'node:path';
+import { rngFor } from '../manifests/rng.ts';
+import { sha256Hex, writeFileAtomic } from '../manifests/io.ts';
+import { stableStringify } from '../manifests/io.ts';
+import type { Mask, RGBImage } from '../manifests/pixels.ts';
+import type { CorpusRow, SourceRow } from '../manifests/schema.ts';
+import { getInfill, type Donor, type InfillMethod, type InfillResult, type Params } from './infills/index.ts';
+import { encodeImage, type ImageFormat } from './decode.ts';
+import { invertMask, maskArea } from './masks-ops.ts';
+import { prepareRow, type Prepared } from './generate-prepare.ts';
+import { imageRelPath, relativeToRoot } from './generate-paths.ts';
+
+/** What one method of a run needs to know (shared by the main thread and the worker threads). */
+export interface MethodPlan {
+  name: string;
+  params: Params;
+  /** variants written per source row (1 for deterministic methods) */
+  variants: number;
+  /** the corpus folder of this method (absolute) */
+  dir: string;
+}
+
+export interface RunContext {
+  root: string;
+  seed: number;
+  size: { width: number; height: number } | null;
+  format: ImageFormat;
+  methods: Record<string, MethodPlan>;
+}
+
+export interface RowJob {
+  index: number;
+  row: SourceRow;
+  /** sync methods to run on this row */
+  methods: string[];
+  /** per method, per variant: donor candidates in seeded order (only for methods that use donors) */
+  donors: Record<string, SourceRow[][]>;
+}
+
+export interface WrittenFile {
+  path: string;
+  size: number;
+}
+
+export interface RowResult {
+  index: number;
+  rows: Record<string, CorpusRow[]>;
+  files: Record<string, WrittenFile[]>;
+}
+
+/** The manifest fields every row of (source row, method, variant) has, whatever its status. */
+export function baseCorpusRow(row: SourceRow, m: InfillMethod, plan: MethodPlan, variant: number, seed: number, ctx: RunContext): CorpusRow {
+  return {
+    id: `${row.id}/${m.name}/${variant}`,
+    source_id: row.id,
+    source_path: row.path,
+    image_path: null,
+    split: row.split,
+    label: row.label,
+    class_name: row.class_name,
+    non_y: m.kind === 'cf',
+    kind: m.kind,
+    method: m.method,
+    params: stableStringify(plan.params),
+    variant,
+    seed,
+    mask_kind: m.kind === 'cf' ? 'box' : m.maskKind,
+    sha256: null,
+    width: ctx.size?.width ?? row.width,
+    height: ctx.size?.height ?? row.height,
+    status: 'error',
+    error: null,
+  };
+}
+
+/** x·(1−r) + out·r: whatever an infill returns, only the region can differ from the input. */
+export function compositeRegion(img: RGBImage, region: Mask, filled: RGBImage): RGBImage {
+  if (filled.width !== img.width || filled.height !== img.height) {
+    throw new Error(`infill returned a ${filled.width}x${filled.height} image for a ${img.width}x${img.height} input`);
+  }
+  const out = img.data.slice();
+  const r = region.data, src = filled.data;
+  for (let i = 0, p = 0; i < r.length; i++, p += 3) {
+    if (r[i]) { out[p] = src[p]; out[p + 1] = src[p + 1]; out[p + 2] = src[p + 2]; }
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
+/** The region a method fills, or why there is none (F on a mask that covers everything). */
+export function regionFor(m: InfillMethod, p: Extract<Prepared, { status: 'ok' }>): { region: Mask } | { skipped: string } {
+  const region = m.kind === 'cf' ? p.box : invertMask(p.object);
+  if (maskArea(region) === 0) {
+    return { skipped: m.kind === 'f' ? 'mask covers the whole image: no background, so no F image (DESIGN §1)' : 'empty box hole' };
+  }
+  return { region };
+}
+
+/** Encode, hash and atomically write one generated image; fills the row's ok fields. */
+export async function writeOutput(row: CorpusRow, img: RGBImage, plan: MethodPlan, ctx: RunContext): Promise<WrittenFile> {
+  const bytes = await encodeImage(img, ctx.format);
+  const rel = imageRelPath(row.source_id, row.variant, ctx.format);
+  await writeFileAtomic(join(plan.dir, rel), bytes);
+  row.image_path = rel;
+  row.sha256 = sha256Hex(bytes);
+  row.width = img.width;
+  row.height = img.height;
+  row.status = 'ok';
+  row.error = null;
+  return { path: rel, size: bytes.length };
+}
+
+async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceRow[], target: RGBImage, ctx: RunContext): Promise<{ donors: Donor[]; tried: string[] }> {
+  const want = m.donors ? m.donors.count(plan.params) : 0;
+  const donors: Donor[] = [];
+  const tried: string[] = [];
+  for (const c of candidates) {
+    if (donors.length >= want) break;
+    const p = await prepareRow(c, { root: ctx.root, size: { width: target.width, height: target.height } });
+    if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
+    donors.push({ sourceId: c.id, label: c.label, image: p.image, box: p.box });
+  }
+  return { donors, tried };
+}
+
+/** Run every (sync) method of a job on its source row: decode once, fill, write. Output-write failures throw. */
+export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResult> {
+  const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size });
+  const result: RowResult = { index: job.index, rows: {}, files: {} };
+  for (const name of job.methods) {
+    const m = getInfill(name);
+    const plan = ctx.methods[name];
+    if (!m || m.mode !== 'sync' || !plan) throw new Error(`worker: no sync infill "${name}" registered`);
+    const rows: CorpusRow[] = (result.rows[name] = []);
+    const files: WrittenFile[] = (result.files[name] = []);
+    for (let v = 0; v < plan.variants; v++) {
+      const row = baseCorpusRow(job.row, m, plan, v, ctx.seed, ctx);
+      rows.push(row);
+      if (prepared.status !== 'ok') { row.status = prepared.status; row.error = prepared.reason; continue; }
+      if (m.kind === 'f') row.mask_kind = prepared.objectKind;
+      const reg = regionFor(m, prepared);
+      if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; continue; }
+      let donors: Donor[] | undefined;
+      if (m.donors && m.donors.count(plan.params) > 0) {
+        const candidates = job.donors[name]?.[v] ?? [];
+        const got = await loadDonors(m, plan, candidates, prepared.image, ctx);
+        if (!got.donors.length) {
+          row.status = 'skipped';
+          row.error = candidates.length === 0
+            ? `${m.name}: no ${m.donors.otherClass ? 'image of another class' : 'other image'} in split "${job.row.split}" to draw from`
+            : `${m.name}: no usable donor (${got.tried.join('; ')})`;
+          continue;
+        }
+        donors = got.donors;
+      }
+      let res: InfillResult;
+      try {
+        res = m.apply(prepared.image, reg.region, rngFor(ctx.seed, job.row.id, m.name, v), plan.params, {
+          object: prepared.object, box: prepared.box, donors, label: job.row.label, sourceId: job.row.id,
+        });
+      } catch (e) {
+        row.status = 'error';
+        row.error = relativeToRoot(`${m.name} failed: ${(e as Error).message}`, ctx.root);
+        continue;
+      }
+      if (res.status !== 'ok') { row.status = 'skipped'; row.error = res.reason; continue; }
+      files.push(await writeOutput(row, compositeRegion(prepared.image, reg.region, res.image), plan, ctx));
+    }
+  }
+  return result;
+}

@@ -1,0 +1,82 @@
+import { boxesToMask, boxMaskOf, loadSegMask } from '../manifests/masks.ts';
+import { resolveInsideRoot } from '../manifests/masks.ts';
+import type { Mask, RGBImage } from '../manifests/pixels.ts';
+import type { SourceRow } from '../manifests/schema.ts';
+import type { MaskKind } from './infills/types.ts';
+import { decodeImageFile } from './decode.ts';
+import { maskArea, resizeMaskAnyOver, unionMask } from './masks-ops.ts';
+import { relativeToRoot } from './generate-paths.ts';
+
+/**
+ * One source row made ready for the infills: pixels at the output size, the object mask (segmentation where the
+ * dataset has one, else the union of boxes) and the box hole, both resized so the object never shrinks.
+ * Anything that stops an image from being used comes back as `skipped` (no object: DESIGN §1) or `error` (bad data),
+ * with a message that names the file and the fix, so the caller records it and the run goes on.
+ */
+export type Prepared =
+  | { status: 'ok'; image: RGBImage; object: Mask; objectKind: MaskKind; box: Mask }
+  | { status: 'skipped' | 'error'; reason: string };
+
+export interface PrepareOptions {
+  /** dataset root: row paths are relative to it */
+  root: string;
+  /** output size; null keeps the stored size */
+  size: { width: number; height: number } | null;
+}
+
+export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<Prepared> {
+  if (row.status !== 'ok') return { status: 'skipped', reason: `source row has status ${row.status}: ${row.error ?? 'no reason given'}` };
+  const hasBoxes = !!row.boxes && row.boxes.length >= 4;
+  if (!row.mask_path && !hasBoxes) {
+    return { status: 'skipped', reason: 'no object annotation (mask_path and boxes are both null): trains as an original only' };
+  }
+  try {
+    const file = resolveInsideRoot(opts.root, row.path, { file: 'source manifest', row: row.id });
+    const decoded = await decodeImageFile(file, opts.size ?? undefined);
+    if (decoded.storedWidth !== row.width || decoded.storedHeight !== row.height) {
+      return {
+        status: 'error',
+        reason: `${row.path}: image is ${decoded.storedWidth}x${decoded.storedHeight} but the source manifest says ${row.width}x${row.height}; fix: rebuild the source manifest (make dataset)`,
+      };
+    }
+    const { width: W, height: H } = decoded.image;
+
+    let boxAtStored: Mask | null = null;
+    if (hasBoxes) {
+      boxAtStored = boxesToMask(row.boxes!, row.width, row.height);
+      if (!maskArea(boxAtStored)) {
+        const finite = validBoxes(row.boxes!);
+        if (finite.length) {
+          return {
+            status: 'error',
+            reason: `${row.id}: box${finite.length > 1 ? 'es' : ''} ${finite.map((b) => `[${b.join(', ')}]`).join(' ')} lie${finite.length > 1 ? '' : 's'} outside the ${row.width}x${row.height} image; fix: boxes must be [x, y, w, h] in stored-image pixels`,
+          };
+        }
+        boxAtStored = null; // only NaN / empty boxes: no usable box
+      }
+    }
+    const seg = await loadSegMask(opts.root, row);
+    const objectStored = seg ?? boxAtStored;
+    if (!objectStored || !maskArea(objectStored)) {
+      return { status: 'skipped', reason: 'empty mask: no object pixels, so no CF or F image (DESIGN §1); it still trains as an original' };
+    }
+    const object = resizeMaskAnyOver(objectStored, W, H);
+    // CF hole: the union of the annotated boxes, else the segmentation's bounding rectangle (DESIGN §1)
+    // (both given: their union, so the hole covers every pixel either annotation calls object)
+    const box = boxAtStored
+      ? (seg ? unionMask(resizeMaskAnyOver(boxAtStored, W, H), boxMaskOf(object)) : resizeMaskAnyOver(boxAtStored, W, H))
+      : boxMaskOf(object);
+    return { status: 'ok', image: decoded.image, object, objectKind: seg ? 'seg' : 'box', box };
+  } catch (e) {
+    return { status: 'error', reason: relativeToRoot((e as Error).message, opts.root) };
+  }
+}
+
+function validBoxes(flat: readonly number[]): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i + 3 < flat.length; i += 4) {
+    const b = flat.slice(i, i + 4);
+    if (b.every(Number.isFinite) && b[2] > 0 && b[3] > 0) out.push(b);
+  }
+  return out;
+}

@@ -1,0 +1,132 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as arrow from 'apache-arrow';
+import {
+  METADATA_KEY, encodeManifest, openManifest, sha256Hex, shardName, stableStringify, writeFileAtomic, writeJsonAtomic,
+  type CorpusRow, type ManifestMetadata,
+} from '../manifests/index.ts';
+import type { WrittenFile } from './generate-item.ts';
+
+/**
+ * Corpus shards on disk: `<corpus>/manifest/part-NNNNN.arrow`, then its `part-NNNNN.done` marker, written last.
+ * A shard counts as done only when the marker exists, was written for the same content config, the part's rows
+ * hash to the marker's content hash and every image file has the size the marker recorded. Anything less and the
+ * shard is generated again, which is safe because every byte of it is a function of the config.
+ */
+
+export const DONE_FORMAT = 'cfgen-shard-done';
+
+export interface ShardCounts {
+  ok: number;
+  skipped: number;
+  error: number;
+}
+
+export interface DoneMarker {
+  format: typeof DONE_FORMAT;
+  shard: number;
+  rows: number;
+  config_hash: string;
+  /** SHA-256 of the canonical JSON of the shard's rows (independent of the Arrow metadata) */
+  content_hash: string;
+  counts: ShardCounts;
+  /** image path (relative to the corpus folder) → size in bytes */
+  files: Record<string, number>;
+}
+
+export interface ShardSlice {
+  index: number;
+  start: number;
+  end: number;
+}
+
+export function planShards(rows: number, shardSize: number): ShardSlice[] {
+  const out: ShardSlice[] = [];
+  for (let s = 0, i = 0; s < rows; s += shardSize, i++) out.push({ index: i, start: s, end: Math.min(rows, s + shardSize) });
+  return out;
+}
+
+export const partPath = (dir: string, shard: number) => join(dir, 'manifest', shardName('part', shard));
+export const donePath = (dir: string, shard: number) => partPath(dir, shard).replace(/\.arrow$/, '.done');
+
+export function rowsContentHash(rows: readonly CorpusRow[]): string {
+  return sha256Hex(stableStringify(rows));
+}
+
+export function countRows(rows: readonly CorpusRow[]): ShardCounts {
+  const c: ShardCounts = { ok: 0, skipped: 0, error: 0 };
+  for (const r of rows) c[r.status as keyof ShardCounts]++;
+  return c;
+}
+
+export async function readShardRows(path: string): Promise<CorpusRow[]> {
+  const m = await openManifest<CorpusRow>(path);
+  const rows: CorpusRow[] = [];
+  for await (const r of m.rows()) rows.push(r);
+  return rows;
+}
+
+export type ShardState = { state: 'done'; marker: DoneMarker } | { state: 'missing' } | { state: 'stale'; why: string } | { state: 'other-config' };
+
+/** Is shard `index` of the corpus in `dir` complete for this config? */
+export async function shardState(dir: string, index: number, configHash: string): Promise<ShardState> {
+  let marker: DoneMarker;
+  try {
+    marker = JSON.parse(await readFile(donePath(dir, index), 'utf8')) as DoneMarker;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { state: 'missing' } : { state: 'stale', why: 'unreadable done marker' };
+  }
+  if (marker.format !== DONE_FORMAT) return { state: 'stale', why: 'not a done marker' };
+  if (marker.config_hash !== configHash) return { state: 'other-config' };
+  let rows: CorpusRow[];
+  try {
+    rows = await readShardRows(partPath(dir, index));
+  } catch {
+    return { state: 'stale', why: 'manifest part missing or unreadable' };
+  }
+  if (rows.length !== marker.rows || rowsContentHash(rows) !== marker.content_hash) return { state: 'stale', why: 'manifest part does not match its done marker' };
+  for (const [rel, size] of Object.entries(marker.files)) {
+    try {
+      if ((await stat(join(dir, rel))).size !== size) return { state: 'stale', why: `${rel} has the wrong size` };
+    } catch {
+      return { state: 'stale', why: `${rel} is missing` };
+    }
+  }
+  return { state: 'done', marker };
+}
+
+/** Write a finished shard: the part (metadata without corpus_id yet), then the done marker. */
+export async function writeShard(
+  dir: string, index: number, metadata: ManifestMetadata, rows: CorpusRow[], files: WrittenFile[], configHash: string,
+): Promise<DoneMarker> {
+  await writeFileAtomic(partPath(dir, index), encodeManifest('corpus', metadata, rows));
+  const fileSizes: Record<string, number> = {};
+  for (const f of files) fileSizes[f.path] = f.size;
+  const marker: DoneMarker = {
+    format: DONE_FORMAT, shard: index, rows: rows.length, config_hash: configHash,
+    content_hash: rowsContentHash(rows), counts: countRows(rows), files: fileSizes,
+  };
+  await writeJsonAtomic(donePath(dir, index), marker);
+  return marker;
+}
+
+/**
+ * The corpus id: SHA-256 over the tool version, the content config, the source manifest digest and the shards'
+ * content hashes in order. Worker count, paths and resume history are not in it, so equal ids mean equal images.
+ */
+export function corpusIdOf(toolVersion: string, config: Record<string, unknown>, sourceDigest: string, contentHashes: string[]): string {
+  return sha256Hex(stableStringify({ tool_version: toolVersion, config, source_digest: sourceDigest, shards: contentHashes }));
+}
+
+/** Re-stamp every part with the final metadata (corpus_id included); parts already stamped are left alone. */
+export async function stampShards(dir: string, shards: number, metadata: ManifestMetadata): Promise<void> {
+  for (let i = 0; i < shards; i++) {
+    const path = partPath(dir, i);
+    const bytes = await readFile(path);
+    const table = arrow.tableFromIPC(bytes);
+    const current = JSON.parse(table.schema.metadata.get(METADATA_KEY) ?? '{}') as ManifestMetadata;
+    if (current.corpus_id === metadata.corpus_id && stableStringify(current) === stableStringify(metadata)) continue;
+    const rows = await readShardRows(path);
+    await writeFileAtomic(path, encodeManifest('corpus', metadata, rows));
+  }
+}
