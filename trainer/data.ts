@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stat } from 'node:fs/promises';
 import { openManifest, readSourceManifest } from '../manifests/reader.ts';
 import { UserError } from '../manifests/errors.ts';
@@ -69,6 +70,21 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The dataset folder named by a source manifest. A relative config.root is relative to where `cfgen dataset` ran:
+ * tried against the working directory, the parent of the corpora root, then the repository root.
+ */
+export async function resolveDatasetRoot(root: string, corporaRoot: string): Promise<string | null> {
+  if (isAbsolute(root)) return (await exists(root)) ? root : null;
+  for (const base of [process.cwd(), dirname(resolve(corporaRoot)), REPO_ROOT]) {
+    const p = resolve(base, root);
+    if (await exists(p)) return p;
+  }
+  return null;
+}
+
 /** Which of the corpus folders are missing on disk (no manifest folder). */
 export async function missingCorpora(corporaRoot: string, dataset: string, folders: readonly string[]): Promise<string[]> {
   const missing: string[] = [];
@@ -89,8 +105,14 @@ export async function loadDatasetIndex(opts: { corporaRoot: string; dataset: str
     });
   }
   const { metadata, rows } = await readSourceManifest(srcDir);
-  const root = String(metadata.config?.root ?? '');
-  if (!root) throw new UserError('source manifest metadata has no config.root (the dataset folder)', { file: srcDir, fix: `rebuild it with \`make dataset DATASET=${dataset}\`` });
+  const rawRoot = String(metadata.config?.root ?? '');
+  if (!rawRoot) throw new UserError('source manifest metadata has no config.root (the dataset folder)', { file: srcDir, fix: `rebuild it with \`make dataset DATASET=${dataset}\`` });
+  const root = await resolveDatasetRoot(rawRoot, corporaRoot);
+  if (!root) {
+    throw new UserError(`dataset folder "${rawRoot}" (config.root of the source manifest) not found`, {
+      file: srcDir, fix: `run from the folder it is relative to, or rebuild the manifest: make dataset DATASET=${dataset}`,
+    });
+  }
   const adapter = String(metadata.config?.adapter ?? 'folder');
   const ok = rows.filter((r) => r.status === 'ok');
 
