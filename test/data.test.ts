@@ -2,9 +2,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManifestWriter, TOOL_VERSION, rngFor, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
+import { ManifestWriter, TOOL_VERSION, readSourceManifest, rngFor, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
 import { resizeMask, chooseCrop, trainResizeSide } from '../trainer/augment.ts';
-import { loadDatasetIndex, trainBatches, evalBatches, epochOrder, pickVariant, ROLE, type TrainBatch } from '../trainer/data.ts';
+import { loadDatasetIndex, missingCorpora, trainBatches, evalBatches, epochOrder, pickVariant, ROLE, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { writeToyDataset, pngOf, type Toy } from './train-fixture.ts';
 
@@ -176,6 +176,21 @@ describe('train stream with corpora', () => {
     expect([...epochOrder(7, 1, 0)].sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(pickVariant(['v0', 'v1', 'v2'], 4)).toBe('v1');
     expect(pickVariant([], 4)).toBeNull();
+  });
+
+  it('treats a corpus without corpus_id as unfinished, and refuses one made from another source manifest', async () => {
+    const src = join(toy.corporaRoot, toy.dataset, 'source');
+    const { metadata } = await readSourceManifest(src);
+    const write = async (folder: string, extra: Partial<ManifestMetadata>) => {
+      const w = new ManifestWriter(join(toy.corporaRoot, toy.dataset, folder, 'manifest'), 'corpus', { ...metadata, kind: 'corpus', ...extra });
+      await w.close();
+    };
+    await write('cf-unfinished', {});
+    await write('cf-stale', { corpus_id: 'x', source_digest: 'not-the-digest' });
+    expect(await missingCorpora(toy.corporaRoot, toy.dataset, ['cf-tile', 'cf-unfinished', 'cf-nothing'])).toEqual(['cf-unfinished', 'cf-nothing']);
+    const terms = (f: string) => parseMethod(f).cf;
+    await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: toy.dataset, terms: terms('cf-unfinished') })).rejects.toThrow(/incomplete[\s\S]*make generate DATASET=toy METHODS=cf-unfinished/);
+    await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: toy.dataset, terms: terms('cf-stale') })).rejects.toThrow(/another version of the source manifest[\s\S]*--force/);
   });
 
   it('names the command to run when the dataset is missing', async () => {

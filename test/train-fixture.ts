@@ -8,7 +8,7 @@
 import sharp from 'sharp';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ManifestWriter, TOOL_VERSION, rngFor, type CorpusRow, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
+import { ManifestWriter, TOOL_VERSION, manifestDigest, rngFor, type CorpusRow, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
 
 export interface ToyOptions {
   dataset?: string;
@@ -93,7 +93,10 @@ export async function writeToyDataset(dir: string, opts: ToyOptions = {}): Promi
     const method = folder.replace(/^c?f-/, '');
     const cdir = join(corporaRoot, dataset, folder);
     await mkdir(join(cdir, 'images'), { recursive: true });
-    const cmeta: ManifestMetadata = { ...meta, kind: 'corpus', config: { method: folder } };
+    const cmeta: ManifestMetadata = {
+      ...meta, kind: 'corpus', config: { method: folder }, corpus_id: `toy-${folder}`,
+      source_digest: await manifestDigest(join(corporaRoot, dataset, 'source'), 'source'),
+    };
     const cw = new ManifestWriter<CorpusRow>(join(cdir, 'manifest'), 'corpus', cmeta, { rowsPerShard: 5 });
     let n = 0;
     for (const r of rows.filter((r) => r.split === 'train')) {

@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stat } from 'node:fs/promises';
-import { openManifest, readSourceManifest } from '../manifests/reader.ts';
+import { manifestDigest, openManifest, readSourceManifest } from '../manifests/reader.ts';
 import { UserError } from '../manifests/errors.ts';
 import { rngFor } from '../manifests/rng.ts';
 import { boxesToMask, loadSegMask, resolveInsideRoot } from '../manifests/masks.ts';
@@ -64,6 +64,8 @@ export interface DatasetIndex {
   corpusRoots: Map<string, string>;
   /** counts for the run log: per term, originals with ≥ 1 usable generated image, and rows skipped/errored */
   corpusStats: Record<string, { originalsCovered: number; skipped: number; errors: number; variants: number }>;
+  /** corpus_id of each term's corpus (the generator's content id) */
+  corpusIds: Record<string, string>;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -85,10 +87,22 @@ export async function resolveDatasetRoot(root: string, corporaRoot: string): Pro
   return null;
 }
 
-/** Which of the corpus folders are missing on disk (no manifest folder). */
+/**
+ * Corpus folders that cannot be trained from yet: no manifest, or a manifest without its corpus_id (the generator
+ * stamps it on every part when the corpus is complete, so an interrupted generation has none).
+ */
 export async function missingCorpora(corporaRoot: string, dataset: string, folders: readonly string[]): Promise<string[]> {
   const missing: string[] = [];
-  for (const f of folders) if (!(await exists(corpusManifestDir(corporaRoot, dataset, f)))) missing.push(f);
+  for (const f of folders) {
+    const dir = corpusManifestDir(corporaRoot, dataset, f);
+    if (!(await exists(dir))) { missing.push(f); continue; }
+    try {
+      const m = await openManifest<CorpusRow>(dir);
+      if (!m.metadata.corpus_id) missing.push(f);
+    } catch {
+      missing.push(f);
+    }
+  }
   return missing;
 }
 
@@ -140,6 +154,8 @@ export async function loadDatasetIndex(opts: { corporaRoot: string; dataset: str
 
   const corpusRoots = new Map<string, string>();
   const corpusStats: DatasetIndex['corpusStats'] = {};
+  const corpusIds: Record<string, string> = {};
+  let sourceDigest: string | undefined;
   const joined = new Map<string, CorpusRow[][]>(trainRows.map((r) => [r.id, terms.map(() => [])]));
   for (let t = 0; t < terms.length; t++) {
     const term = terms[t];
@@ -149,6 +165,15 @@ export async function loadDatasetIndex(opts: { corporaRoot: string; dataset: str
     if (m.metadata.dataset !== dataset) {
       throw new UserError(`corpus belongs to dataset "${m.metadata.dataset}", not "${dataset}"`, { file: dir, fix: `regenerate it: make generate DATASET=${dataset} METHODS=${term.folder}` });
     }
+    if (!m.metadata.corpus_id) {
+      throw new UserError(`corpus ${term.folder} is incomplete (no corpus_id: its generation did not finish)`, { file: dir, fix: `finish it: make generate DATASET=${dataset} METHODS=${term.folder}` });
+    }
+    if (m.metadata.source_digest && m.metadata.source_digest !== (sourceDigest ??= await manifestDigest(srcDir, 'source'))) {
+      throw new UserError(`corpus ${term.folder} was generated from another version of the source manifest`, {
+        file: dir, fix: `regenerate it: npx tsx cfgen.ts generate --dataset ${dataset} --methods ${term.folder} --force`,
+      });
+    }
+    corpusIds[term.folder] = m.metadata.corpus_id;
     corpusRoots.set(term.folder, corpusDir(corporaRoot, dataset, term.folder));
     const stats = { originalsCovered: 0, skipped: 0, errors: 0, variants: 0 };
     const variants = new Set<number>();
@@ -172,7 +197,7 @@ export async function loadDatasetIndex(opts: { corporaRoot: string; dataset: str
   const train: TrainExample[] = trainRows.map((row) => ({
     row, generated: terms.map((term, t) => ({ term, rows: joined.get(row.id)![t] })),
   }));
-  return { dataset, sourceManifest: srcDir, root, adapter, classNames: metadata.class_names, metadata, terms: [...terms], train, val, valSource, test, corpusRoots, corpusStats };
+  return { dataset, sourceManifest: srcDir, root, adapter, classNames: metadata.class_names, metadata, terms: [...terms], train, val, valSource, test, corpusRoots, corpusStats, corpusIds };
 }
 
 /** The seeded order of the train examples in one epoch: a full permutation, so it mixes across shards. */

@@ -440,7 +440,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const numClasses = index.classNames.length;
   const modelConfig = presetConfig(hyper.model, numClasses);
   const corpora: RunConfig['corpora'] = {};
-  for (const t of index.terms) corpora[t.folder] = { corpusId: null, ...index.corpusStats[t.folder] };
+  for (const t of index.terms) corpora[t.folder] = { corpusId: index.corpusIds[t.folder] ?? null, ...index.corpusStats[t.folder] };
   const config: RunConfig = {
     runId, dataset: o.dataset, adapter: index.adapter, corporaRoot, seed, method, cfLoss: o.cfLoss ?? 'logp', hyper,
     preset: { name: preset.name, source: preset.source, warning: preset.warning }, model: modelConfig, classNames: index.classNames,
