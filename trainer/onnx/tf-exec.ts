@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Graph, GraphNode, Operand } from './graph.ts';
-import { conv2d } from './tf-conv.ts';
+import { conv2d, conv2dBias } from './tf-conv.ts';
 
 /**
  * Runs a Graph with tfjs, NHWC. Differentiable with respect to the parameters (training) and the reference the
@@ -41,8 +41,8 @@ function evalNode(
 ): tf.Tensor4D {
   switch (n.op) {
     case 'conv2d': {
-      const y = conv2d(get(n.x), param(n.weight) as tf.Tensor4D, n);
-      return n.bias ? tf.add(y, param(n.bias)) : y;
+      const x = get(n.x), w = param(n.weight) as tf.Tensor4D;
+      return n.bias ? conv2dBias(x, w, param(n.bias) as tf.Tensor1D, n) : conv2d(x, w, n);
     }
     case 'relu': return tf.relu(get(n.x));
     case 'elu': return tf.elu(get(n.x));
@@ -57,7 +57,7 @@ function evalNode(
     case 'resize': {
       const x = get(n.x);
       const size: [number, number] = [x.shape[1] * n.scale, x.shape[2] * n.scale];
-      return n.mode === 'nearest' ? tf.image.resizeNearestNeighbor(x, size, false, false) : tf.image.resizeBilinear(x, size, false, true);
+      return n.mode === 'nearest' ? upsampleNearest(x, n.scale) : tf.image.resizeBilinear(x, size, false, true);
     }
     case 'clip': return tf.clipByValue(get(n.x), n.min, n.max);
     case 'transpose': return tf.transpose(get(n.x), n.perm);
@@ -70,4 +70,26 @@ function evalNode(
       return tf.slice(x, begin, size);
     }
   }
+}
+
+/**
+ * Nearest ×s up-sampling with its gradient written as a reshape + sum: each input pixel's gradient is the sum of
+ * its s×s copies. (The wasm ResizeNearestNeighborGrad kernel took ~10× longer than this on the inpainter's shapes.)
+ */
+const nearestCache = new Map<number, (x: tf.Tensor4D) => tf.Tensor4D>();
+function upsampleNearest(x: tf.Tensor4D, s: number): tf.Tensor4D {
+  let f = nearestCache.get(s);
+  if (!f) {
+    const g = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const t = args[0] as tf.Tensor4D;
+      const [B, H, W, C] = t.shape;
+      return {
+        value: tf.image.resizeNearestNeighbor(t, [H * s, W * s], false, false),
+        gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [B, H, s, W, s, C]), [2, 4]),
+      };
+    });
+    f = (t) => g(t) as tf.Tensor4D;
+    nearestCache.set(s, f);
+  }
+  return f(x);
 }
