@@ -7,6 +7,9 @@ import { rngFor } from '../manifests/rng.ts';
 import { GraphBuilder, type Graph, type Weights } from '../trainer/onnx/graph.ts';
 import { exportOnnx, hwioToOihw } from '../trainer/onnx/export.ts';
 import { runGraph } from '../trainer/onnx/tf-exec.ts';
+import { buildInpainter } from '../trainer/inpainter/network.ts';
+import { exportDiscrepancy, onnxBytes } from '../trainer/inpainter/export.ts';
+import { initWeights } from '../trainer/inpainter/weights.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -36,8 +39,8 @@ function nhwcToNchw(x: Float32Array, [B, H, W, C]: number[]): Float32Array {
 }
 
 /** Run the graph in tfjs and in onnxruntime on the same weights and inputs; return the max |difference| per output. */
-async function compare(g: Graph, seed: string, H = 8, W = 8, B = 2, opts: { io?: 'nchw' | 'nhwc'; opset?: number } = {}): Promise<number[]> {
-  const weights = randomWeights(g, seed);
+async function compare(g: Graph, seed: string, H = 8, W = 8, B = 2, opts: { io?: 'nchw' | 'nhwc'; opset?: number } = {}, given?: Weights): Promise<number[]> {
+  const weights = given ?? randomWeights(g, seed);
   const inputs = Object.fromEntries(g.inputs.map((i) => [i.name, randomNHWC([B, H, W, i.channels], `${seed}/${i.name}`)]));
   const ref = tf.tidy(() => {
     const params = Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
@@ -175,5 +178,32 @@ describe('exportOnnx: the model file', () => {
     expect(() => exportOnnx(g, { ...w, 'c.w': { shape: [3, 3, 2, 2], data: new Float32Array(36) } })).toThrow(/"c.w" has shape \[3,3,2,2\], graph says \[3,3,3,2\]/);
     expect(() => exportOnnx(g, { 'c.b': w['c.b'] })).toThrow(/no weights for parameter "c.w"/);
     expect(() => exportOnnx(g, w, { opset: 12 })).toThrow(/opset 12 not supported/);
+  });
+});
+
+describe('exportOnnx: the whole inpainter', () => {
+  it('onnxruntime reproduces the tfjs generator within 1e-4 (random weights, opsets 13 and 17, NHWC and NCHW)', async () => {
+    const net = buildInpainter({ width: 6 });
+    // He-scaled filters as in training (std 0.3 everywhere would blow activations up to where float32 rounding
+    // alone exceeds 1e-4), random biases, and full-size output layers so tanh is not near-linear.
+    const weights = initWeights(net.graph, 3);
+    const rng = rngFor('onnx-export-test', 'inpainter-bias');
+    for (const [k, v] of Object.entries(weights)) {
+      if (k.endsWith('.b')) v.data.forEach((_, i) => (v.data[i] = 0.1 * rng.normal()));
+      if (k.endsWith('.out.w')) v.data.forEach((x, i) => (v.data[i] = 10 * x));
+    }
+    const S = 32, B = 2;
+    const image = randomNHWC([B, S, S, 3], 'img', -1, 1);
+    const mask = new Float32Array(B * S * S);
+    for (let b = 0; b < B; b++) for (let y = 4 + b; y < 20; y++) for (let x = 8; x < 27 - 3 * b; x++) mask[(b * S + y) * S + x] = 1;
+    // The CLI's own export path (named inputs, renamed output, fixed size, opset 13) ...
+    const d = await exportDiscrepancy(net, weights, onnxBytes(net, weights, S, 'test'), image, mask, B, S);
+    expect(d).toBeLessThan(1e-4);
+    // ... and the generic exporter at the other opset / layouts, with both outputs (fine and coarse).
+    for (const [io, opset] of [['nhwc', 17], ['nchw', 17]] as const) {
+      const ds = await compare(net.graph, 'inpainter', S, S, B, { io, opset }, weights);
+      expect(ds.length).toBe(2);
+      for (const e of ds) expect(e).toBeLessThan(1e-4);
+    }
   });
 });

@@ -21,7 +21,7 @@ export interface TrainOptions {
 }
 
 export const TRAIN_DEFAULTS: TrainOptions = {
-  steps: 300, batch: 16, size: 64, width: 24, lr: 1e-3, seed: 0, outsideWeight: 0.1, holes: DEFAULT_HOLES,
+  steps: 250, batch: 16, size: 64, width: 24, lr: 1e-3, seed: 0, outsideWeight: 0.1, holes: DEFAULT_HOLES,
 };
 
 export interface TrainResult {
