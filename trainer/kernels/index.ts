@@ -11,6 +11,7 @@ import { batchMatMulWasmConfig } from './batch_mat_mul.ts';
 import { conv2DBackpropFilterWasmConfig } from './conv2d_backprop_filter.ts';
 import { conv2DBackpropInputWasmConfig } from './conv2d_backprop_input.ts';
 import { gatherV2WasmConfig } from './gather_v2.ts';
+import { identityWasmConfig } from './identity.ts';
 import { EXTRA_GRADIENTS } from './gradients.ts';
 import { maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig } from './max_pool.ts';
 import { unsortedSegmentSumWasmConfig } from './unsorted_segment_sum.ts';
@@ -24,6 +25,7 @@ export const WASM_KERNELS: ReadonlyArray<{ name: string; action: 'adds' | 'repla
   { name: 'GatherV2', action: 'replaces', why: 'wasm reads out of bounds when batchDims > 0' },
   { name: 'Conv2DBackpropInput', action: 'replaces', why: 'wasm uses a scalar loop (0.2 GFLOP/s); ours is an XNNPACK conv' },
   { name: 'BatchMatMul', action: 'replaces', why: 'wasm leaves transposed or batch-broadcast matmuls to a scalar loop' },
+  { name: 'Identity', action: 'replaces', why: 'share the buffer instead of copying every tensor saved for backprop' },
 ];
 
 const ours = new Set<KernelFunc>();
@@ -48,7 +50,7 @@ function install(config: KernelConfig): void {
 export function registerWasmKernels(): string[] {
   const configs = [
     conv2DBackpropFilterWasmConfig, unsortedSegmentSumWasmConfig, maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig,
-    gatherV2WasmConfig(stock('GatherV2')), conv2DBackpropInputWasmConfig, batchMatMulWasmConfig(stock('BatchMatMul')),
+    gatherV2WasmConfig(stock('GatherV2')), conv2DBackpropInputWasmConfig, batchMatMulWasmConfig(stock('BatchMatMul')), identityWasmConfig,
   ];
   configs.forEach(install);
   return configs.map((c) => c.kernelName);

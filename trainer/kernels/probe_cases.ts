@@ -138,6 +138,8 @@ export function probeCases(): ProbeCase[] {
     convCase('conv7x7 s2 explicit pad 3', [1, 12, 12, 3], [7, 7, 3, 4], 2, [[0, 0], [3, 3], [3, 3], [0, 0]]),
     convCase('conv3x3 s2 asymmetric pad', [1, 8, 7, 2], [3, 3, 2, 3], 2, [[0, 0], [1, 0], [0, 1], [0, 0]]),
     convCase('conv2x4 s1 same', [1, 6, 7, 2], [2, 4, 2, 3], 1, 'same'),
+    convCase('conv3x3 s3 same', [2, 10, 8, 2], [3, 3, 2, 3], 3, 'same'),
+    convCase('conv1x1 pad 1 (pad > kernel)', [1, 4, 4, 2], [1, 1, 2, 3], 1, [[0, 0], [1, 1], [1, 1], [0, 0]]),
     {
       name: 'pad then conv3x3 valid',
       inputs: { x: normalInput('padconv-x', [2, 6, 6, 3]), w: normalInput('padconv-w', [3, 3, 3, 4], 0.3) },
@@ -164,6 +166,7 @@ export function probeCases(): ProbeCase[] {
     unary('maxPool 3x3 s2 same, all negative', [2, 7, 7, 3], (x) => tf.maxPool(x as T4, 3, 2, 'same'), -5),
     unary('maxPool pad1 3x3 s2 valid', [2, 8, 8, 2], (x) => tf.maxPool(tf.pad(x as T4, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid')),
     unary('maxPool 2x2 s2', [1, 6, 6, 2], (x) => tf.maxPool(x as T4, 2, 2, 'valid')),
+    unary('maxPool 3x3 s1 same', [1, 5, 5, 2], (x) => tf.maxPool(x as T4, 3, 1, 'same')),
     {
       name: 'maxPool 3x3 s2 same, tied values',
       inputs: { x: tiedInput('mp-tie', [2, 7, 7, 3]) },
@@ -178,6 +181,30 @@ export function probeCases(): ProbeCase[] {
       inputs: { x: normalInput('dense-x', [4, 6]), w: normalInput('dense-w', [6, 5], 0.4), b: normalInput('dense-b', [5], 0.1) },
       saliencyInput: 'x',
       fn: ({ x, w, b }) => tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b),
+    },
+    {
+      name: 'matMul transposed operands',
+      inputs: { a: normalInput('mmt-a', [6, 4]), b: normalInput('mmt-b', [5, 6]) },
+      saliencyInput: 'a',
+      fn: ({ a, b }) => tf.matMul(tf.tanh(a), b, true, true),
+    },
+    {
+      name: 'matMul batched x shared',
+      inputs: { a: normalInput('mmb-a', [3, 4, 5]), b: normalInput('mmb-b', [5, 2]) },
+      saliencyInput: 'a',
+      fn: ({ a, b }) => tf.matMul(tf.tanh(a), b),
+    },
+    {
+      name: 'matMul shared x batched (GN-style sum)',
+      inputs: { x: normalInput('mms-x', [3, 6, 4]), w: normalInput('mms-w', [1, 2, 6]) },
+      saliencyInput: 'x',
+      fn: ({ x, w }) => tf.matMul(w, tf.square(x)),
+    },
+    {
+      name: 'matMul both batched',
+      inputs: { a: normalInput('mmbb-a', [2, 3, 4]), b: normalInput('mmbb-b', [2, 4, 3]) },
+      saliencyInput: 'a',
+      fn: ({ a, b }) => tf.matMul(tf.square(a), b, false, false),
     },
     unary('softmax', [3, 5], (x) => tf.softmax(x)),
     unary('logSoftmax', [3, 5], (x) => tf.logSoftmax(x)),
