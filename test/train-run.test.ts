@@ -88,6 +88,9 @@ describe('train + evaluate (API)', () => {
     expect(r.state).toMatchObject({ epoch: 1, step: 1, finished: true, stopReason: 'max-steps 1' });
     expect(r.eval?.saliency).toBeNull();
     expect(existsSync(join(runsRoot, 'capped', 'best'))).toBe(true);
+    // lifting the cap continues with the next epoch
+    const more = await train(opts({ runId: 'capped', auprImages: 0, evaluate: false }));
+    expect(more.state).toMatchObject({ epoch: 2, step: 3, stopReason: 'epochs' });
   });
 
   it('says which command makes a missing corpus', async () => {

@@ -476,7 +476,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       await loadWeightsInto(model, join(runDir, 'last'), { strict: true });
       const had = await loadOptimizerState(optimizer, join(runDir, 'last'));
       log(`resuming after epoch ${state.epoch} (step ${state.step}, best ${state.bestEpoch === null ? 'none' : `epoch ${state.bestEpoch}: ${state.bestMetric.toFixed(4)}`})${had ? '' : ', optimizer state not found: starting it fresh'}`);
-      if (state.finished && state.epoch < hyper.epochs && state.stopReason === 'epochs') { state.finished = false; state.stopReason = null; }
+      // More epochs than last time, or a smoke run's step cap lifted: continue after the last finished epoch.
+      const moreEpochs = state.stopReason === 'epochs' && state.epoch < hyper.epochs;
+      const capLifted = state.stopReason?.startsWith('max-steps') === true && (o.maxSteps === undefined || o.maxSteps > state.step) && state.epoch < hyper.epochs;
+      if (state.finished && (moreEpochs || capLifted)) { state.finished = false; state.stopReason = null; }
     } else if (config.init) {
       const rep = await loadWeightsInto(model, config.init, { strict: false });
       log(`initialised from ${config.init}: ${rep.loaded.length}/${model.paramNames.length} parameters loaded`
@@ -553,7 +556,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
       const per = (s: number, n: number): number | null => (n ? s / n : null);
       const line = {
-        epoch: state.epoch, step: state.step, lr,
+        epoch: state.epoch, step: state.step, lr, backend: backend.name,
         train: {
           loss: per(sums.total, sums.images), ce: per(sums.ce, sums.orig), cf: per(sums.cf, sums.cfN), f: per(sums.f, sums.fN),
           fgsm: per(sums.fgsm, sums.fgsmN), sal: per(sums.sal, sums.salN),
