@@ -41,17 +41,21 @@ export async function decodeImageFile(file: string, size?: { width: number; heig
 export async function decodeImageBytes(bytes: Buffer, file: string, size?: { width: number; height: number }): Promise<Decoded> {
   if (bytes.length === 0) throw new DecodeError(file, 'empty file (0 bytes)');
   try {
-    const src = sharp(bytes, { failOn: 'warning' });
-    const meta = await src.metadata();
-    if (!meta.width || !meta.height) throw new Error('no image size in the header');
-    let pipe = src;
-    if (size && (size.width !== meta.width || size.height !== meta.height)) pipe = pipe.resize(size.width, size.height, { fit: 'fill' });
+    let pipe = sharp(bytes, { failOn: 'warning' });
+    // the header read costs a sharp call of its own, so it is only made when a resize hides the stored size
+    let stored: { width: number; height: number } | null = null;
+    if (size) {
+      const meta = await pipe.metadata();
+      if (!meta.width || !meta.height) throw new Error('no image size in the header');
+      stored = { width: meta.width, height: meta.height };
+      if (size.width !== meta.width || size.height !== meta.height) pipe = pipe.resize(size.width, size.height, { fit: 'fill' });
+    }
     const { data, info } = await pipe.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     return {
       image: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) },
-      storedWidth: meta.width,
-      storedHeight: meta.height,
+      storedWidth: stored?.width ?? info.width,
+      storedHeight: stored?.height ?? info.height,
     };
   } catch (e) {
     if (e instanceof DecodeError) throw e;

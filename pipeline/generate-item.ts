@@ -4,7 +4,7 @@ import { sha256Hex, writeFileAtomic } from '../manifests/io.ts';
 import { stableStringify } from '../manifests/io.ts';
 import type { Mask, RGBImage } from '../manifests/pixels.ts';
 import type { CorpusRow, SourceRow } from '../manifests/schema.ts';
-import { getInfill, type Donor, type InfillMethod, type InfillResult, type Params } from './infills/index.ts';
+import { getInfill, isBuiltinInfill, type Donor, type InfillMethod, type InfillResult, type Params } from './infills/index.ts';
 import { encodeImage, type ImageFormat } from './decode.ts';
 import { invertMask, maskArea } from './masks-ops.ts';
 import { prepareRow, type Prepared } from './generate-prepare.ts';
@@ -86,10 +86,20 @@ export function compositeRegion(img: RGBImage, region: Mask, filled: RGBImage): 
   return { width: img.width, height: img.height, data: out };
 }
 
+const backgrounds = new WeakMap<Mask, Mask>();
+const areas = new WeakMap<Mask, number>();
+const areaOf = (m: Mask): number => { let a = areas.get(m); if (a === undefined) areas.set(m, (a = maskArea(m))); return a; };
+
 /** The region a method fills, or why there is none (F on a mask that covers everything). */
 export function regionFor(m: InfillMethod, p: Extract<Prepared, { status: 'ok' }>): { region: Mask } | { skipped: string } {
-  const region = m.kind === 'cf' ? p.box : invertMask(p.object);
-  if (maskArea(region) === 0) {
+  let region = p.box;
+  if (m.kind === 'f') {
+    // every F method of a row fills the same background: invert the object once
+    region = backgrounds.get(p.object) ?? invertMask(p.object);
+    backgrounds.set(p.object, region);
+  }
+  // a CF hole is never empty (prepareRow skips empty masks); only F can run out of region
+  if (m.kind === 'f' && areaOf(region) === 0) {
     return { skipped: m.kind === 'f' ? 'mask covers the whole image: no background, so no F image (DESIGN §1)' : 'empty box hole' };
   }
   return { region };
@@ -115,9 +125,14 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
   const tried: string[] = [];
   for (const c of candidates) {
     if (donors.length >= want) break;
-    const p = await prepareRow(c, { root: ctx.root, size: { width: target.width, height: target.height } });
+    // donors are resized to the image's size (a donor already that size is decoded as is)
+    const same = c.width === target.width && c.height === target.height && !ctx.size;
+    const p = await prepareRow(c, { root: ctx.root, size: same ? null : { width: target.width, height: target.height } });
     if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
-    donors.push({ sourceId: c.id, label: c.label, image: p.image, box: p.box });
+    const d: Donor = { sourceId: c.id, label: c.label, image: p.image, box: p.box };
+    const why = m.donors?.accept?.(d, plan.params);
+    if (why) { tried.push(`${c.id}: ${why}`); continue; }
+    donors.push(d);
   }
   return { donors, tried };
 }
@@ -163,7 +178,8 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
         continue;
       }
       if (res.status !== 'ok') { row.status = 'skipped'; row.error = res.reason; continue; }
-      files.push(await writeOutput(row, compositeRegion(prepared.image, reg.region, res.image), plan, ctx));
+      const out = isBuiltinInfill(m.name) ? res.image : compositeRegion(prepared.image, reg.region, res.image);
+      files.push(await writeOutput(row, out, plan, ctx));
     }
   }
   return result;

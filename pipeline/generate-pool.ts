@@ -14,8 +14,11 @@ export interface RowRunner {
   close(): Promise<void>;
 }
 
-/** Two rows per worker: while one waits on sharp (libuv threads), the worker's JS fills the other. */
-const PER_WORKER = 2;
+/**
+ * Rows in flight per worker: while some wait on sharp (libuv threads) the worker's JS fills others. Each row holds
+ * about 1 MB (its pixels, masks and outputs), so memory stays flat. CFGEN_PER_WORKER overrides it (bench tuning).
+ */
+export const PER_WORKER = Math.max(1, Number(process.env.CFGEN_PER_WORKER ?? 4));
 
 export async function createRowRunner(workers: number, ctx: RunContext, plugins: string[]): Promise<RowRunner> {
   if (workers <= 1) {

@@ -1,4 +1,4 @@
-import { boxesToMask, boxMaskOf, loadSegMask } from '../manifests/masks.ts';
+import { boundingBoxOfMask, boxesToMask, loadSegMask } from '../manifests/masks.ts';
 import { resolveInsideRoot } from '../manifests/masks.ts';
 import type { Mask, RGBImage } from '../manifests/pixels.ts';
 import type { SourceRow } from '../manifests/schema.ts';
@@ -32,7 +32,12 @@ export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<
   }
   try {
     const file = resolveInsideRoot(opts.root, row.path, { file: 'source manifest', row: row.id });
-    const decoded = await decodeImageFile(file, opts.size ?? undefined);
+    // image and mask decode side by side (two sharp calls in flight instead of one after the other)
+    const [img, segMask] = await Promise.allSettled([decodeImageFile(file, opts.size ?? undefined), loadSegMask(opts.root, row)]);
+    if (img.status === 'rejected') throw img.reason;
+    if (segMask.status === 'rejected') throw segMask.reason;
+    const decoded = img.value;
+    const seg = segMask.value;
     if (decoded.storedWidth !== row.width || decoded.storedHeight !== row.height) {
       return {
         status: 'error',
@@ -55,17 +60,16 @@ export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<
         boxAtStored = null; // only NaN / empty boxes: no usable box
       }
     }
-    const seg = await loadSegMask(opts.root, row);
     const objectStored = seg ?? boxAtStored;
-    if (!objectStored || !maskArea(objectStored)) {
+    const object = objectStored ? resizeMaskAnyOver(objectStored, W, H) : null;
+    const bbox = object ? boundingBoxOfMask(object) : null;
+    if (!object || !bbox) {
       return { status: 'skipped', reason: 'empty mask: no object pixels, so no CF or F image (DESIGN §1); it still trains as an original' };
     }
-    const object = resizeMaskAnyOver(objectStored, W, H);
     // CF hole: the union of the annotated boxes, else the segmentation's bounding rectangle (DESIGN §1)
     // (both given: their union, so the hole covers every pixel either annotation calls object)
-    const box = boxAtStored
-      ? (seg ? unionMask(resizeMaskAnyOver(boxAtStored, W, H), boxMaskOf(object)) : resizeMaskAnyOver(boxAtStored, W, H))
-      : boxMaskOf(object);
+    const segBox = boxesToMask([bbox.x, bbox.y, bbox.w, bbox.h], W, H);
+    const box = boxAtStored ? (seg ? unionMask(resizeMaskAnyOver(boxAtStored, W, H), segBox) : object) : segBox;
     return { status: 'ok', image: decoded.image, object, objectKind: seg ? 'seg' : 'box', box };
   } catch (e) {
     return { status: 'error', reason: relativeToRoot((e as Error).message, opts.root) };

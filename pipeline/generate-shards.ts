@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import {
@@ -129,4 +129,24 @@ export async function stampShards(dir: string, shards: number, metadata: Manifes
     const rows = await readShardRows(path);
     await writeFileAtomic(path, encodeManifest('corpus', metadata, rows));
   }
+}
+
+/** Remove the `*.tmp-*` files a killed run leaves behind (writeFileAtomic's temp names), so a rerun is byte-clean. */
+export async function removeTempFiles(dir: string): Promise<number> {
+  let removed = 0;
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (/\.tmp-\d+-[0-9a-f]+$/.test(e.name)) { await rm(p, { force: true }); removed++; }
+    }
+  };
+  await walk(dir);
+  return removed;
 }

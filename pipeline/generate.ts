@@ -13,7 +13,7 @@ import { DonorIndex } from './generate-donors.ts';
 import type { MethodPlan, RowJob, RowResult, RunContext, WrittenFile } from './generate-item.ts';
 import { createProgress, type Progress } from './generate-progress.ts';
 import {
-  corpusIdOf, planShards, shardState, stampShards, writeShard, type ShardCounts, type DoneMarker,
+  corpusIdOf, planShards, removeTempFiles, shardState, stampShards, writeShard, type ShardCounts, type DoneMarker,
 } from './generate-shards.ts';
 
 /**
@@ -192,6 +192,10 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
       markers.push(st.state === 'done' ? st.marker : null);
       if (st.state === 'done') resumed++;
     }
+    if (resumed < shards.length) {
+      const n = await removeTempFiles(dir);
+      if (n) log(`${m.name}: removed ${n} temp file(s) left by an interrupted run`);
+    }
     states.push({ m, plan, config, configHash, metadata, markers, resumed });
   }
 
@@ -207,10 +211,15 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
     // at most two shards in flight: enough to keep the workers busy across a shard boundary, memory stays flat
     const inFlight: Promise<void>[] = [];
     const rowLimit = pLimit(runner?.inflight ?? Math.max(1, opts.workers));
+    // batched (model) infills run one call at a time, in shard order: a model session is not shared concurrently
+    let batchTurn: Promise<void> = Promise.resolve();
     for (const s of pendingShards) {
       const todo = states.filter((st) => !st.markers[s.index]);
       const syncNames = todo.filter((st) => st.m.mode === 'sync').map((st) => st.m.name);
       const slice = rows.slice(s.start, s.end);
+      const myTurn = batchTurn;
+      let endTurn!: () => void;
+      batchTurn = new Promise<void>((resolve) => { endTurn = resolve; });
       const job = (async () => {
         const perMethodRows = new Map<string, CorpusRow[]>(todo.map((st) => [st.m.name, []]));
         const perMethodFiles = new Map<string, WrittenFile[]>(todo.map((st) => [st.m.name, []]));
@@ -227,11 +236,16 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
             }
           }
         }
-        for (const st of todo) {
-          if (st.m.mode !== 'batch') continue;
-          const got = await processBatchShard(st.m, st.plan, slice.map((row, k) => ({ index: s.start + k, row })), ctx, opts.workers, () => { if (!syncNames.length) progress.tick(); });
-          perMethodRows.set(st.m.name, got.rows);
-          perMethodFiles.set(st.m.name, got.files);
+        try {
+          await myTurn;
+          for (const st of todo) {
+            if (st.m.mode !== 'batch') continue;
+            const got = await processBatchShard(st.m, st.plan, slice.map((row, k) => ({ index: s.start + k, row })), ctx, opts.workers, () => { if (!syncNames.length) progress.tick(); });
+            perMethodRows.set(st.m.name, got.rows);
+            perMethodFiles.set(st.m.name, got.files);
+          }
+        } finally {
+          endTurn();
         }
         for (const st of todo) {
           const files = perMethodFiles.get(st.m.name)!;

@@ -2,17 +2,18 @@ import { newMask, type Mask } from '../manifests/pixels.ts';
 
 /**
  * Mask operations the generator needs on top of the contract's manifests/masks.ts.
- * All are O(U) over typed arrays and return new masks.
+ * All are O(U) over typed arrays and never modify their inputs.
  */
 
 /**
  * Resize a binary mask so the object never shrinks (DESIGN §1): an output pixel is object when ANY source pixel
  * it overlaps, even partly, is object. Separable: an OR over each output column's source x-range, then over each
  * output row's source y-range. Upscaling marks every output pixel whose footprint touches an object pixel, which is
- * the ~1 px implicit dilation the design accepts.
+ * the ~1 px implicit dilation the design accepts. Returns `m` itself when the size already matches (masks are
+ * never modified in place).
  */
 export function resizeMaskAnyOver(m: Mask, width: number, height: number): Mask {
-  if (m.width === width && m.height === height) return { width, height, data: m.data.slice() };
+  if (m.width === width && m.height === height) return m;
   const xr = spans(m.width, width);
   const yr = spans(m.height, height);
   // pass 1: rows of the source, columns of the output

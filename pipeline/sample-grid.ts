@@ -70,7 +70,9 @@ export async function writeSampleGrid(o: SampleGridOptions): Promise<{ out: stri
       if (row?.image_path) layers.push({ input: await cellOf(join(o.base, corpora[c].name, row.image_path)), top, left: (c + 1) * o.cell });
     }
   }
-  const png = await sharp({ create: { width: W, height: H, channels: 3, background: BG } }).composite(layers).png().toBuffer();
+  const sheet = await sharp({ create: { width: W, height: H, channels: 3, background: BG } }).composite(layers).raw().toBuffer({ resolveWithObject: true });
+  // the SVG header brings an alpha channel into the composite; the sheet itself is opaque RGB
+  const png = await sharp(sheet.data, { raw: { width: W, height: H, channels: sheet.info.channels } }).removeAlpha().png().toBuffer();
   await writeFileAtomic(o.out, png);
   return { out: o.out, sources: picked };
 }

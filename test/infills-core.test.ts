@@ -154,6 +154,30 @@ describe('tile: source rectangle', () => {
     }
   });
 
+  it('takes the same rectangle on single-box holes (its fast path) as the full search', () => {
+    const rng = rngFor('single-box');
+    for (let t = 0; t < 150; t++) {
+      const w = 1 + rng.int(14), h = 1 + rng.int(14);
+      const bx = rng.int(w), by = rng.int(h);
+      const b = { x: bx, y: by, w: 1 + rng.int(w - bx), h: 1 + rng.int(h - by) };
+      const m = boxMask(w, h, b);
+      const r = largestEmptyRectangle(m);
+      const area = bruteLargestArea(m);
+      if (area === 0) { expect(r).toBeNull(); continue; }
+      expect(r!.w * r!.h).toBe(area);
+      assertEmpty(m, r!);
+      // a single box plus one stray pixel far away forces the general scan; where the maximum is unique both agree
+      const all: Box[] = [];
+      for (let y0 = 0; y0 < h; y0++) for (let x0 = 0; x0 < w; x0++) for (let y1 = y0 + 1; y1 <= h; y1++) for (let x1 = x0 + 1; x1 <= w; x1++) {
+        if ((x1 - x0) * (y1 - y0) !== area) continue;
+        let empty = true;
+        for (let y = y0; y < y1 && empty; y++) for (let x = x0; x < x1; x++) if (m.data[y * w + x]) { empty = false; break; }
+        if (empty) all.push({ x: x0, y: y0, w: x1 - x0, h: y1 - y0 });
+      }
+      if (all.length === 1) expect(r).toEqual(all[0]);
+    }
+  });
+
   it('strip mode takes the longest full-width row run or full-height column run', () => {
     // box x 2..4, y 1..2 in 12×6: rows 3..5 free (3 rows · 12 = 36), cols 5..11 free (7 cols · 6 = 42)
     const m = boxMask(12, 6, { x: 2, y: 1, w: 3, h: 2 });

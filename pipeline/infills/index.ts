@@ -2,7 +2,7 @@ import type { InfillMethod, Params } from './types.ts';
 import { GREY_U8, greyInfill } from './grey.ts';
 import { randomInfill } from './random.ts';
 import { shuffleInfill, type ShuffleScope } from './shuffle.ts';
-import { tileInfill, type TileMode } from './tile.ts';
+import { largestBackgroundStrip, largestEmptyRectangle, tileInfill, type TileMode } from './tile.ts';
 import { mixedRandInfill } from './mixed-rand.ts';
 import { checkKeys, enumParam, gridParam, intParam, numberParam } from './params.ts';
 
@@ -109,7 +109,10 @@ const BUILTINS: InfillMethod[] = [
     description: 'background replaced by the tiled background of a seeded image of another class, same split',
     defaults: { mode: 'maxrect' },
     parseParams: parseTile('f-mixed-rand', 'maxrect'),
-    donors: { count: () => 1, otherClass: true, spares: 7 },
+    donors: {
+      count: () => 1, otherClass: true, spares: 7,
+      accept: (d, p) => ((p.mode === 'strip' ? largestBackgroundStrip(d.box) : largestEmptyRectangle(d.box)) ? null : 'its object box leaves no background to tile'),
+    },
     apply: (img, region, _rng, p, ctx) => mixedRandInfill(img, region, ctx.label ?? -1, ctx.donors ?? [], p.mode as TileMode),
   },
 ];
@@ -119,6 +122,9 @@ export const DEFAULT_METHODS = ['cf-grey', 'cf-random', 'cf-shuffle', 'cf-tile',
 
 const registry = new Map<string, InfillMethod>(BUILTINS.map((m) => [m.name, m]));
 const plugins = new Map<string, string>();
+/** built-ins are tested to write only inside their region (test/infills-core.test.ts), so the pipeline skips its
+ *  safety composite for them; anything registered from outside is composited */
+const builtin = new Set(BUILTINS.map((m) => m.name));
 
 /**
  * Add an infill method (e.g. the ONNX inpainter as `cf-cagan`, mode 'batch'). `moduleUrl` is the module that
@@ -129,8 +135,13 @@ export function registerInfill(method: InfillMethod, opts: { moduleUrl?: string 
   if (!/^(cf|f)-[a-z0-9-]+$/.test(method.name)) throw new Error(`infill name "${method.name}" must look like cf-<method> or f-<method>`);
   if (!method.name.startsWith(`${method.kind}-`)) throw new Error(`infill "${method.name}": kind ${method.kind} does not match the name`);
   registry.set(method.name, method);
+  builtin.delete(method.name);
   if (opts.moduleUrl) plugins.set(method.name, opts.moduleUrl);
   else plugins.delete(method.name);
+}
+
+export function isBuiltinInfill(name: string): boolean {
+  return builtin.has(name);
 }
 
 export function getInfill(name: string): InfillMethod | undefined {

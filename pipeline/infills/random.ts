@@ -1,5 +1,6 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Rng } from '../../manifests/rng.ts';
+import { FastStream } from './fast-stream.ts';
 
 export interface RandomParams {
   /** coarse colour grid [rows, cols]; [1, 1] (the authors' code) is one flat colour per image */
@@ -13,7 +14,8 @@ export interface RandomParams {
  * upsampled to the image, plus i.i.d. N(0, σ) per pixel and channel, clipped to [0, 1] and rounded to uint8.
  *
  * The rng is consumed in a fixed order so any item can be reproduced on its own: first the grid colours (row,
- * column, channel), then three normals per region pixel in raster order. Pixels outside the region draw nothing.
+ * column, channel) from the item rng, then a FastStream seeded from it gives three normals per region pixel in
+ * raster order. Pixels outside the region draw nothing.
  * Upsampling uses pixel centres (align_corners = false, edges clamped), so a 1×1 grid is exactly flat.
  */
 export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: RandomParams): RGBImage {
@@ -23,6 +25,7 @@ export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: Rand
   const grid = new Float64Array(gh * gw * 3);
   for (let i = 0; i < grid.length; i++) grid[i] = rng.next();
 
+  const noise = new FastStream(rng);
   const xs = axis(W, gw);
   const ys = axis(H, gh);
   const out = img.data.slice();
@@ -42,9 +45,9 @@ export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: Rand
       }
       const p = (rowOff + x) * 3;
       for (let k = 0; k < 3; k++) {
-        let v = field[k] + sigma * rng.normal();
+        let v = field[k] + sigma * noise.normal();
         v = v < 0 ? 0 : v > 1 ? 1 : v;
-        out[p + k] = Math.round(v * 255);
+        out[p + k] = (v * 255 + 0.5) | 0;
       }
     }
   }

@@ -1,5 +1,6 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Rng } from '../../manifests/rng.ts';
+import { FastStream } from './fast-stream.ts';
 
 /**
  * - `region`: permute whole RGB pixels among the region's pixels (paper default; keeps each pixel's colour).
@@ -11,7 +12,9 @@ import type { Rng } from '../../manifests/rng.ts';
  */
 export type ShuffleScope = 'region' | 'image' | 'batch';
 
-export function shuffleInfill(img: RGBImage, region: Mask, rng: Rng, scope: ShuffleScope, pool: readonly RGBImage[] = []): RGBImage {
+export function shuffleInfill(img: RGBImage, region: Mask, itemRng: Rng, scope: ShuffleScope, pool: readonly RGBImage[] = []): RGBImage {
+  // the permutation comes from a FastStream seeded by the item rng (one draw per element, ~10^5 per image)
+  const rng = new FastStream(itemRng);
   const out = img.data.slice();
   const r = region.data;
   let n = 0;

@@ -20,6 +20,43 @@ export type TileMode = 'maxrect' | 'strip';
  * (within a row) the one the stack closes first.
  */
 export function largestEmptyRectangle(m: Mask): Box | null {
+  return singleBoxAnswer(m) ?? histogramStack(m);
+}
+
+/**
+ * Fast path for the common CF hole, one filled rectangle: every empty rectangle lies wholly left of, right of, above
+ * or below it, so the answer is the largest of those four strips. Used only when that largest strip is unique, so
+ * it returns exactly what the histogram-stack scan would (ties are left to the scan and its tie rule).
+ */
+function singleBoxAnswer(m: Mask): Box | null {
+  const { width: W, height: H, data } = m;
+  let x0 = W, y0 = H, x1 = -1, y1 = -1, n = 0;
+  for (let y = 0; y < H; y++) {
+    const off = y * W;
+    for (let x = 0; x < W; x++) {
+      if (data[off + x]) {
+        n++;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        y1 = y;
+      }
+    }
+  }
+  if (n === 0 || n !== (x1 - x0 + 1) * (y1 - y0 + 1)) return null;
+  const strips: Box[] = [
+    { x: 0, y: 0, w: W, h: y0 }, // above
+    { x: 0, y: 0, w: x0, h: H }, // left
+    { x: x1 + 1, y: 0, w: W - x1 - 1, h: H }, // right
+    { x: 0, y: y1 + 1, w: W, h: H - y1 - 1 }, // below
+  ];
+  const areas = strips.map((b) => b.w * b.h);
+  const best = Math.max(...areas);
+  if (best === 0 || areas.filter((a) => a === best).length > 1) return null;
+  return strips[areas.indexOf(best)];
+}
+
+function histogramStack(m: Mask): Box | null {
   const { width: W, height: H, data } = m;
   const heights = new Int32Array(W + 1); // heights[W] = 0 is the sentinel that empties the stack
   const stack = new Int32Array(W + 1);

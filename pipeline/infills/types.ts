@@ -48,6 +48,8 @@ export interface DonorSpec {
   otherClass: boolean;
   /** extra candidates the pipeline may try when a donor cannot be used (decode error, no usable mask) */
   spares: number;
+  /** null when the infill can use this donor, else why not (the pipeline then tries the next candidate) */
+  accept?(donor: Donor, params: Params): string | null;
 }
 
 interface InfillBase {

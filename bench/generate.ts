@@ -1,0 +1,135 @@
+/**
+ * Generation throughput: images/s per method on 224 px images, as a ratio to bare sharp decode + PNG encode + atomic
+ * write of the same images at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up.
+ * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder: needs nothing else.
+ *
+ *   npx tsx bench/generate.ts [--images 300] [--size 224] [--methods cf-grey,...] [--workers 1,2]
+ */
+import sharp from 'sharp';
+import pLimit from 'p-limit';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { ManifestWriter, TOOL_VERSION, rngFor, writeFileAtomic, type SourceRow } from '../manifests/index.ts';
+import { DEFAULT_METHODS } from '../pipeline/infills/index.ts';
+import { GENERATE_DEFAULTS, runGenerate } from '../pipeline/generate.ts';
+import { createProgress } from '../pipeline/generate-progress.ts';
+import { PER_WORKER } from '../pipeline/generate-pool.ts';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+const N = Number(arg('images', '300'));
+const SIZE = Number(arg('size', '224'));
+const METHODS = arg('methods', DEFAULT_METHODS.join(',')).split(',');
+const WORKERS = arg('workers', '1,2').split(',').map(Number);
+
+/** A smooth gradient + texture background and an elliptical object: compresses like a photo, not like noise. */
+async function makeDataset(dir: string): Promise<{ root: string; sourceDir: string }> {
+  const root = join(dir, 'data');
+  await mkdir(join(root, 'images'), { recursive: true });
+  await mkdir(join(root, 'masks'), { recursive: true });
+  const rows: SourceRow[] = [];
+  for (let i = 0; i < N; i++) {
+    const r = rngFor('bench-image', i);
+    const label = i % 2;
+    const img = Buffer.alloc(SIZE * SIZE * 3), mask = Buffer.alloc(SIZE * SIZE);
+    const cx = SIZE * (0.25 + 0.5 * r.next()), cy = SIZE * (0.25 + 0.5 * r.next());
+    const rx = SIZE * (0.12 + 0.15 * r.next()), ry = SIZE * (0.12 + 0.15 * r.next());
+    const base = label ? [40, 90, 170] : [90, 150, 60];
+    for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) {
+      const p = y * SIZE + x;
+      const inside = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+      mask[p] = inside ? 255 : 0;
+      const tex = 20 * Math.sin(x / 7 + i) * Math.cos(y / 9) + 12 * (r.next() - 0.5);
+      for (let c = 0; c < 3; c++) {
+        const v = inside ? 200 - 60 * c + tex : base[c] + (x + y) / 8 + tex;
+        img[p * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
+      }
+    }
+    await writeFile(join(root, 'images', `${i}.jpg`), await sharp(img, { raw: { width: SIZE, height: SIZE, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+    await writeFile(join(root, 'masks', `${i}.png`), await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toBuffer());
+    rows.push({
+      id: `bench/${i}`, split: 'train', label, class_name: label ? 'b' : 'a', path: `images/${i}.jpg`, mask_path: `masks/${i}.png`,
+      mask_format: 'png-nonzero', boxes: null, group: null, place: null, location: null, variant: null, width: SIZE, height: SIZE,
+      status: 'ok', error: null,
+    });
+  }
+  const sourceDir = join(dir, 'corpora', 'bench', 'source');
+  const w = new ManifestWriter(sourceDir, 'source', {
+    format: 'cfgen-manifest', format_version: 1, kind: 'source', dataset: 'bench', class_names: ['a', 'b'], tool_version: TOOL_VERSION, seed: 0, config: { root },
+  }, { prefix: 'source' });
+  for (const r of rows) await w.write(r);
+  await w.close();
+  return { root, sourceDir };
+}
+
+/** Bare sharp: read, decode to raw RGB, encode PNG (the pipeline's settings), write atomically. */
+async function baseline(root: string, out: string, inflight: number): Promise<Measure> {
+  await rm(out, { recursive: true, force: true });
+  const limit = pLimit(inflight);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: N }, (_, i) => limit(async () => {
+    const { data, info } = await sharp(await readFile(join(root, 'images', `${i}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
+    await writeFileAtomic(join(out, `${i}.png`), png);
+  })));
+  return measure(N, t0, c0);
+}
+
+/** images/s (wall) and CPU ms per image (all threads of this process: main, workers, libvips, libuv). */
+interface Measure { rate: number; cpuMs: number }
+function measure(images: number, t0: number, c0: NodeJS.CpuUsage): Measure {
+  const c = process.cpuUsage(c0);
+  return { rate: images / ((performance.now() - t0) / 1000), cpuMs: (c.user + c.system) / 1000 / images };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-gen-'));
+  process.stderr.write(`building ${N} synthetic ${SIZE}px images in ${dir} ...\n`);
+  const { root, sourceDir } = await makeDataset(dir);
+  const base: Record<number, Measure> = {};
+  // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers images at a time
+  for (const w of WORKERS) { await baseline(root, join(dir, 'warm'), PER_WORKER * w); base[w] = await baseline(root, join(dir, 'base'), PER_WORKER * w); }
+  const speed: Record<string, Record<number, Measure>> = {};
+  const fmt = (m: Measure, b: Measure) => [m.rate.toFixed(1), (m.rate / b.rate).toFixed(2), m.cpuMs.toFixed(2), (b.cpuMs / m.cpuMs).toFixed(2)];
+  const lines: string[][] = [];
+  for (const m of METHODS) {
+    speed[m] = {};
+    for (const w of WORKERS) {
+      await rm(join(sourceDir, '..', m), { recursive: true, force: true });
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const s = await runGenerate({
+        ...GENERATE_DEFAULTS, splits: ['train'], params: {}, size: null, sourceDir, methods: [m], workers: w,
+        shardSize: 256, progress: createProgress({ quiet: true }), log: () => {},
+      });
+      speed[m][w] = measure(s.imagesWritten, t0, c0);
+    }
+    lines.push([m, ...WORKERS.flatMap((w) => fmt(speed[m][w], base[w])), WORKERS.length > 1 ? (speed[m][WORKERS[1]].rate / speed[m][WORKERS[0]].rate).toFixed(2) : '-']);
+  }
+  // the normal use: every method in one run, so each source row is decoded (image + mask) once for all of them
+  const together: Record<number, Measure> = {};
+  for (const w of WORKERS) {
+    for (const m of METHODS) await rm(join(sourceDir, '..', m), { recursive: true, force: true });
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const s = await runGenerate({
+      ...GENERATE_DEFAULTS, splits: ['train'], params: {}, size: null, sourceDir, methods: METHODS, workers: w,
+      shardSize: 256, progress: createProgress({ quiet: true }), log: () => {},
+    });
+    together[w] = measure(s.imagesWritten, t0, c0);
+  }
+  lines.push([`all ${METHODS.length} in one run`, ...WORKERS.flatMap((w) => fmt(together[w], base[w])), WORKERS.length > 1 ? (together[WORKERS[1]].rate / together[WORKERS[0]].rate).toFixed(2) : '-']);
+  const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : ''];
+  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), WORKERS.length > 1 ? (base[WORKERS[1]].rate / base[WORKERS[0]].rate).toFixed(2) : '-']);
+  const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+  process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, load average ${loadavg()[0].toFixed(1)}\n`);
+  for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
+  process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image. Target ≥ 0.8 for grey, random, shuffle, tile.\n');
+  await rm(dir, { recursive: true, force: true });
+}
+
+if (process.env.BENCH_KEEP) { const d = await mkdtemp(join(tmpdir(), "bench-keep-")); console.log((await makeDataset(d)).sourceDir); } else await main();
