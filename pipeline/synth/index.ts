@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import { TOOL_VERSION, stableStringify } from '../../manifests/index.ts';
 import { resolveSynthOptions, isSynthDataset, SYNTH_DATASETS, SYNTH_DEFAULTS, type SynthDataset, type SynthOptions } from './options.ts';
@@ -53,13 +54,46 @@ export async function readSynthMarker(dataset: string, dir: string): Promise<Syn
   }
 }
 
+/**
+ * A lock file beside the dataset folder, so that two processes asking for the same dataset (e.g. generate and train
+ * started together) build it once: the second waits, then finds it up to date. A lock whose owner died is taken over.
+ */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${dir.replace(/[\\/]+$/, '')}.lock`;
+  await mkdir(dirname(lock), { recursive: true });
+  for (;;) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(await readFile(lock, 'utf8').catch(() => ''));
+      let alive = true;
+      if (owner > 0) {
+        try { process.kill(owner, 0); } catch (k) { alive = (k as NodeJS.ErrnoException).code === 'EPERM'; }
+      }
+      if (owner > 0 && !alive) await rm(lock, { force: true });
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
 /** Build unless `dir` already holds this dataset with these options. Returns true when it built. */
 export async function ensureSynthDataset(dataset: string, dir: string, options: SynthOptions, opts: { force?: boolean; progress?: SynthProgress } = {}): Promise<boolean> {
   if (!isSynthDataset(dataset)) throw new Error(`not a synthetic dataset: ${dataset}`);
-  if (!opts.force) {
-    const have = await readFile(join(dir, SYNTH_MARKER), 'utf8').catch(() => null);
-    if (have === marker(dataset, options)) return false;
-  }
-  await buildSynthDataset(dataset, dir, options, opts.progress);
-  return true;
+  const upToDate = async () => (await readFile(join(dir, SYNTH_MARKER), 'utf8').catch(() => null)) === marker(dataset, options);
+  if (!opts.force && (await upToDate())) return false;
+  return withLock(dir, async () => {
+    // someone else may have built it while we waited for the lock
+    if (!opts.force && (await upToDate())) return false;
+    await buildSynthDataset(dataset, dir, options, opts.progress);
+    return true;
+  });
 }

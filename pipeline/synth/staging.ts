@@ -29,9 +29,19 @@ export class StagedDir {
   }
 
   async commit(): Promise<void> {
-    await rm(this.finalDir, { recursive: true, force: true });
     await mkdir(dirname(this.finalDir), { recursive: true });
-    await rename(this.dir, this.finalDir);
+    // Two processes may build the same dataset at once (same options → same bytes): whoever renames last wins,
+    // the other's rm/rename race is retried rather than failing.
+    for (let attempt = 0; ; attempt++) {
+      await rm(this.finalDir, { recursive: true, force: true });
+      try {
+        await rename(this.dir, this.finalDir);
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (attempt >= 4 || (code !== 'ENOTEMPTY' && code !== 'EEXIST')) throw e;
+      }
+    }
   }
 
   async abort(): Promise<void> {
