@@ -8,6 +8,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../trainer/backend.ts';
 import { WASM_KERNELS, registerWasmKernels } from '../trainer/kernels/index.ts';
 import { setFilterGradStrategy, type FilterGradStrategy } from '../trainer/kernels/conv2d_backprop_filter.ts';
+import { setMatMulRouting, type MatMulRouting } from '../trainer/kernels/batch_mat_mul.ts';
 import { gradientsOrZeros, missingPieces, probe, relativeError } from '../trainer/kernels/probe.ts';
 import { groupNorm, normalInput, standardiseWeights } from '../trainer/kernels/probe_cases.ts';
 import { logSoftmax } from '../trainer/kernels/safe_ops.ts';
@@ -218,9 +219,16 @@ describe('wasm kernels vs cpu', () => {
       [[6, 1], [3, 6, 4], true, false], [[1, 5, 4], [3, 2, 5], true, true], [[3, 4, 5], [3, 5, 2], false, false],
       [[2, 1, 3, 4], [1, 4, 5], false, false], [[1, 3, 4, 5], [2, 1, 5, 6], false, false],
     ];
-    for (const [i, [sa, sb, ta, tb]] of cases.entries()) {
-      await expectWasmMatchesCpu(() => tf.matMul(normal(`mma${i}`, sa), normal(`mmb${i}`, sb), ta, tb),
-        `matMul ${sa} ${sb} ${ta} ${tb}`);
+    for (const routing of ['always', 'auto'] as MatMulRouting[]) {
+      setMatMulRouting(routing);
+      try {
+        for (const [i, [sa, sb, ta, tb]] of cases.entries()) {
+          await expectWasmMatchesCpu(() => tf.matMul(normal(`mma${i}`, sa), normal(`mmb${i}`, sb), ta, tb),
+            `matMul ${sa} ${sb} ${ta} ${tb} routing ${routing}`);
+        }
+      } finally {
+        setMatMulRouting('auto');
+      }
     }
   });
 
@@ -425,7 +433,9 @@ describe('tiny conv + GroupNorm + ReLU + dense net', () => {
 
 describe('probe of the ResNetV2 op patterns', () => {
   test('every case matches cpu forward, backward and doubly backward on wasm, with no missing kernels', async () => {
-    const results = await probe('wasm');
+    // small shapes would otherwise all take the stock matmul; route them so our paths are exercised too
+    setMatMulRouting('always');
+    const results = await probe('wasm').finally(() => setMatMulRouting('auto'));
     expect(missingPieces(results)).toEqual([]);
     const bad = results.filter((r) => r.error !== undefined || (r.relErr ?? 0) > TOL);
     expect(bad).toEqual([]);

@@ -15,6 +15,30 @@ import { broadcast_util, type KernelConfig, type KernelFunc, type TensorInfo } f
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { call, release, reshape, sizeOf, type Info } from './wasm_util.ts';
 
+/**
+ * Our route copies operands (transposes run at only ~0.1-0.5 GB/s in wasm); the stock scalar loop does ~1 GFLOP/s.
+ * For small products (a GroupNorm sum: ones[1,1,1024]·x[32,1024,16] is 1 MFLOP over a 0.5 M-element operand) the
+ * copies cost more than the loop: measured 0.7 ms stock vs 11 ms routed. Constants from bench/roofline.ts.
+ */
+export type MatMulRouting = 'auto' | 'always';
+let routing: MatMulRouting = 'auto';
+/** 'always' skips the cost model (tests use it to exercise the routed paths on small shapes) */
+export function setMatMulRouting(r: MatMulRouting): void { routing = r; }
+
+function preferStock(batchA: number, batchB: number, m: number, k: number, n: number, tA: boolean, tB: boolean): boolean {
+  if (routing === 'always') return false;
+  const flops = 2 * Math.max(batchA, batchB) * m * k * n;
+  let copied = 0;
+  if (batchB > 1 && batchA === 1) copied += batchB * k * n + m * k; // both operands transposed
+  else {
+    if (tA) copied += batchA * m * k;
+    if (tB) copied += batchB * k * n;
+  }
+  const stockMs = flops / 1e6; // ~1 GFLOP/s
+  const oursMs = flops / 8e6 + copied / 1e5; // ~8 GFLOP/s XNNPACK + ~100 M elements/s copied
+  return stockMs < oursMs;
+}
+
 export function batchMatMulWasm(
   stock: KernelFunc, backend: BackendWasm, a: Info, b: Info, transposeA: boolean, transposeB: boolean,
 ): Info {
@@ -34,6 +58,7 @@ export function batchMatMulWasm(
       `${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
   }
   if (!transposeA && !transposeB && batchA === 1 && batchB === 1) return runStock(a, b, false, false);
+  if (preferStock(batchA, batchB, m, k, n, transposeA, transposeB)) return runStock(a, b, transposeA, transposeB);
 
   const owned: Info[] = [];
   const keep = (t: Info): Info => { owned.push(t); return t; };

@@ -42,9 +42,15 @@ function stock(name: string): KernelConfig {
 function install(config: KernelConfig): void {
   const current = tf.getKernel(config.kernelName, config.backendName);
   if (current && ours.has(current.kernelFunc)) return;
+  if (current && !stockConfigs.has(config.kernelName)) stockConfigs.set(config.kernelName, current);
   if (current) tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);
   ours.add(config.kernelFunc);
+}
+
+/** The wasm backend's own kernel that one of ours replaced (for benchmarks), if any. */
+export function stockWasmKernel(name: string): KernelConfig | undefined {
+  return stockConfigs.get(name);
 }
 
 export function registerWasmKernels(): string[] {
