@@ -75,7 +75,7 @@ export function counterfactualLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, kin
  * backward pass thus gives all B per-image input gradients. (The authors' `logits[:, y].sum()` with a vector y
  * differentiates Σ_b Σ_{b'} z_{b,y_{b'}} instead: every image's logits for every label in the batch.)
  *
- * The returned logits are kept alive (`tf.keep`) so the caller can reuse the same forward pass; dispose them.
+ * The logits are returned too (kept with `tf.keep` to leave tf.grad's scope; the caller disposes them).
  */
 function targetLogitInputGradient(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D): { grad: tf.Tensor4D; logits: tf.Tensor2D } {
   let logits: tf.Tensor2D | null = null;
@@ -126,16 +126,17 @@ export function saliencyPenalty(forward: Forward, x: tf.Tensor4D, labels: tf.Ten
 /**
  * saliencyPenalty plus the logits of the same forward pass, so a Sal step needs one forward instead of two:
  * `const {penalty, logits} = saliencyPenaltyAndLogits(...); loss = sum(crossEntropy(logits, y)) + λ·sum(penalty)`.
+ * Both are ordinary tensors of the caller's scope (a surrounding tf.tidy / tf.variableGrads disposes them).
  */
 export function saliencyPenaltyAndLogits(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D, background: tf.Tensor4D): { penalty: tf.Tensor1D; logits: tf.Tensor2D } {
   checkBackground(x, background, 'saliencyPenalty');
-  let logits: tf.Tensor2D | null = null;
-  const penalty = tf.tidy(() => {
+  return tf.tidy(() => {
     const r = targetLogitInputGradient(forward, x, labels);
-    logits = r.logits;
-    return maskedSquaredGradient(r.grad, background);
+    // An un-kept copy (Identity, so gradients flow through it) that the enclosing tidy owns like any other tensor.
+    const logits = tf.clone(r.logits);
+    r.logits.dispose();
+    return { penalty: maskedSquaredGradient(r.grad, background), logits };
   });
-  return { penalty, logits: logits! };
 }
 
 export interface FgsmOptions {

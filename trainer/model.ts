@@ -193,7 +193,8 @@ export function effectiveGroups(channels: number, groups: number): number {
 /** [B, n, C] → [B, C]: sums over the middle axis */
 function sumOverMiddle(x: tf.Tensor3D): tf.Tensor2D {
   const [b, n, c] = x.shape;
-  return tf.reshape(tf.matMul(tf.ones([1, 1, n]), x), [b, c]) as tf.Tensor2D;
+  // full-batch ones: a batch-broadcast matMul is 4× slower on wasm
+  return tf.reshape(tf.matMul(tf.ones([b, 1, n]) as tf.Tensor3D, x), [b, c]) as tf.Tensor2D;
 }
 
 /** [B, C] → [B, n, C]: each row repeated n times */
