@@ -87,6 +87,17 @@ describe('in9 adapter', () => {
     expect(IN9_FIXTURE_CLASSES).toContain('01_bird');
   });
 
+  it('also reads the test variants where the MadryLab tarball unpacks them (no test/ folder)', async () => {
+    const root = await tempDir();
+    await writeIn9Fixture(root, { withVal: true, testPrefix: '' });
+    const { rows } = await readIn9(root);
+    const t = rows.filter((r) => r.split === 'test');
+    expect(t).toHaveLength(36);
+    expect(t.find((r) => r.id === 'test/mixed_rand/01_bird/n02000000_500.JPEG')).toMatchObject({
+      path: 'mixed_rand/val/01_bird/n02000000_500.JPEG', mask_path: 'fg_mask/val/01_bird/n02000000_500.npy', boxes: [0, 16, 16, 16], status: 'ok',
+    });
+  });
+
   it('no train folder is a UserError that says what is expected', async () => {
     const root = await tempDir();
     await expect(readIn9(root)).rejects.toThrow(/no class folders with images in train\/original\/train\/[\s\S]*00_dog/);

@@ -14,6 +14,7 @@ import {
  *   train/original/train/<class>/<img>   train/no_fg/train/<class>/<img>   (train foreground = nofg-diff)
  *   train/original/val/<class>/<img>     (optional; carved from train when absent)
  *   test/<variant>/val/<class>/<img>     test/fg_mask/val/<class>/<stem>.npy
+ * (the variants may also sit directly at the root, as backgrounds_challenge_data.tar.gz unpacks them)
  */
 export const IN9_TEST_VARIANTS = ['original', 'mixed_same', 'mixed_rand', 'mixed_next', 'only_fg', 'no_fg', 'only_bg_b', 'only_bg_t'] as const;
 export const IN9_CLASS_FOLDERS = ['00_dog', '01_bird', '02_wheeled vehicle', '03_reptile', '04_carnivore', '05_insect', '06_musical instrument', '07_primate', '08_fish'];
@@ -37,7 +38,7 @@ interface Draft {
 }
 
 export function in9Fingerprint(root: string): Promise<string> {
-  return listingFingerprint(root, ['train/**/*', 'test/**/*']);
+  return listingFingerprint(root, ['train/**/*', 'test/**/*', `{${IN9_TEST_VARIANTS.join(',')},fg_mask}/val/**/*`]);
 }
 
 export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
@@ -95,9 +96,11 @@ export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<
     }
   }
 
+  // The MadryLab tarball unpacks the variants at the top level; the paper's layout moves them under test/.
+  const testBase = (await isDir(join(root, 'test'))) ? 'test/' : '';
   const variants: string[] = [];
   for (const variant of IN9_TEST_VARIANTS) {
-    const dir = `test/${variant}/val`;
+    const dir = `${testBase}${variant}/val`;
     if (!(await isDir(join(root, dir)))) continue;
     variants.push(variant);
     for (const [cls, names] of await listClassFolders(root, dir)) {
@@ -105,7 +108,7 @@ export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<
         const row = { ...classRow(cls, `test/${variant}/${cls}/${name}`, 'test', `${dir}/${cls}/${name}`), variant, group: variant };
         if (!labelOf.has(cls)) { drafts.push({ row: unknownClass(row, cls, dir) }); continue; }
         // fg_mask is per original test image (by stem); every variant of the same file shares the foreground
-        const npy = `test/fg_mask/val/${cls}/${name.replace(/\.[^.]*$/, '')}.npy`;
+        const npy = `${testBase}fg_mask/val/${cls}/${name.replace(/\.[^.]*$/, '')}.npy`;
         if (await isFile(join(root, npy))) drafts.push({ row: { ...row, mask_path: npy, mask_format: 'npy' }, mask: { kind: 'npy', file: join(root, npy) } });
         else drafts.push({ row });
       }
