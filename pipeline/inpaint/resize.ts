@@ -8,7 +8,21 @@
  * widened by the scale (as PIL's BILINEAR does), so a 1024 px photo going to 256 px is averaged, not aliased.
  * Weights are normalised: a constant image stays exactly constant.
  */
-function taps(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Float32Array; maxTaps: number } {
+interface Taps { start: Int32Array; count: Int32Array; weights: Float32Array; maxTaps: number }
+const tapCache = new Map<string, Taps>();
+
+function taps(inSize: number, outSize: number): Taps {
+  const key = `${inSize}:${outSize}`;
+  let t = tapCache.get(key);
+  if (!t) {
+    t = computeTaps(inSize, outSize);
+    if (tapCache.size > 256) tapCache.clear();
+    tapCache.set(key, t);
+  }
+  return t;
+}
+
+function computeTaps(inSize: number, outSize: number): Taps {
   const scale = inSize / outSize;
   const support = Math.max(1, scale);
   const maxTaps = Math.ceil(support) * 2 + 1;
@@ -45,29 +59,51 @@ export function resizeLinear(
   src: ArrayLike<number>, width: number, height: number, channels: number, outW: number, outH: number,
 ): Float32Array {
   if (outW === width && outH === height) return Float32Array.from(src as ArrayLike<number>);
+  return resizeLinearWindow(src, width, height, channels, outW, outH, { x0: 0, y0: 0, x1: outW, y1: outH });
+}
+
+/**
+ * Like resizeLinear, but only output pixels inside the window [x0, x1) × [y0, y1) are computed (the rest of the
+ * returned outW×outH image is 0). The runner only needs the generated pixels under the hole.
+ */
+export function resizeLinearWindow(
+  src: ArrayLike<number>, width: number, height: number, channels: number, outW: number, outH: number,
+  win: { x0: number; y0: number; x1: number; y1: number },
+): Float32Array {
   const tx = taps(width, outW);
   const ty = taps(height, outH);
-  // Horizontal pass: height × outW.
-  const mid = new Float32Array(height * outW * channels);
-  for (let y = 0; y < height; y++) {
-    for (let ox = 0; ox < outW; ox++) {
+  const C = channels;
+  // Input rows the window's output rows read.
+  let r0 = height, r1 = 0;
+  for (let oy = win.y0; oy < win.y1; oy++) {
+    r0 = Math.min(r0, ty.start[oy]);
+    r1 = Math.max(r1, ty.start[oy] + ty.count[oy]);
+  }
+  const out = new Float32Array(outH * outW * C);
+  if (r1 <= r0 || win.x1 <= win.x0) return out;
+  // Horizontal pass over those rows and the window's columns: mid[(y − r0) · outW + ox].
+  const mid = new Float32Array((r1 - r0) * outW * C);
+  for (let y = r0; y < r1; y++) {
+    const rowIn = y * width * C;
+    const rowMid = (y - r0) * outW * C;
+    for (let ox = win.x0; ox < win.x1; ox++) {
       const s = tx.start[ox], n = tx.count[ox], wo = ox * tx.maxTaps;
-      const dst = (y * outW + ox) * channels;
-      for (let c = 0; c < channels; c++) {
+      for (let c = 0; c < C; c++) {
         let acc = 0;
-        for (let k = 0; k < n; k++) acc += tx.weights[wo + k] * src[(y * width + s + k) * channels + c];
-        mid[dst + c] = acc;
+        for (let k = 0, i = rowIn + s * C + c; k < n; k++, i += C) acc += tx.weights[wo + k] * src[i];
+        mid[rowMid + ox * C + c] = acc;
       }
     }
   }
-  // Vertical pass: outH × outW.
-  const out = new Float32Array(outH * outW * channels);
-  for (let oy = 0; oy < outH; oy++) {
-    const s = ty.start[oy], n = ty.count[oy], wo = oy * ty.maxTaps;
-    for (let x = 0; x < outW * channels; x++) {
+  // Vertical pass.
+  const rowLen = outW * C;
+  for (let oy = win.y0; oy < win.y1; oy++) {
+    const s = ty.start[oy] - r0, n = ty.count[oy], wo = oy * ty.maxTaps;
+    const o = oy * rowLen;
+    for (let x = win.x0 * C; x < win.x1 * C; x++) {
       let acc = 0;
-      for (let k = 0; k < n; k++) acc += ty.weights[wo + k] * mid[(s + k) * outW * channels + x];
-      out[oy * outW * channels + x] = acc;
+      for (let k = 0; k < n; k++) acc += ty.weights[wo + k] * mid[(s + k) * rowLen + x];
+      out[o + x] = acc;
     }
   }
   return out;

@@ -48,6 +48,8 @@ export interface SessionOptionsLite {
   executionProviders: string[];
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** session config entries, e.g. { session: { intra_op: { allow_spinning: '0' } } } */
+  extra?: Record<string, unknown>;
 }
 
 export interface RunResult {

@@ -1,6 +1,6 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { ModelCard, ValueRange } from './card.ts';
-import { dilateMask, resizeLinear, resizeMaskAny } from './resize.ts';
+import { dilateMask, resizeLinear, resizeLinearWindow, resizeMaskAny } from './resize.ts';
 
 /**
  * The card-driven translation between our pixels (8-bit RGB HWC, 0/1 masks) and a model's tensors. Pure functions:
@@ -125,15 +125,27 @@ export function unpackItem(card: ModelCard, out: Float32Array, dims: readonly nu
  * x·(1 − r) + gen·r with r the source-resolution hole. Outside the hole the result is the source, byte for byte.
  */
 export function compositeBack(source: RGBImage, hole: Mask, gen: Float32Array, H: number, W: number): RGBImage {
-  const full = resizeLinear(gen, W, H, 3, source.width, source.height);
+  const { width: w, height: h } = source;
+  // Only the hole's bounding box is resized back: every other generated pixel would be thrown away.
+  let x0 = w, y0 = h, x1 = 0, y1 = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!hole.data[y * w + x]) continue;
+      if (x < x0) x0 = x;
+      if (x >= x1) x1 = x + 1;
+      if (y < y0) y0 = y;
+      y1 = y + 1;
+    }
+  }
   const data = source.data.slice();
-  const n = source.width * source.height;
-  for (let p = 0; p < n; p++) {
+  if (x1 <= x0) return { width: w, height: h, data };
+  const full = W === w && H === h ? gen : resizeLinearWindow(gen, W, H, 3, w, h, { x0, y0, x1, y1 });
+  for (let y = y0; y < y1; y++) for (let p = y * w + x0; p < y * w + x1; p++) {
     if (!hole.data[p]) continue;
     for (let c = 0; c < 3; c++) {
       const v = Math.round(full[p * 3 + c]);
       data[p * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
   }
-  return { width: source.width, height: source.height, data };
+  return { width: w, height: h, data };
 }
