@@ -128,9 +128,14 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new UserError(`unknown backend '${choice}'`, { fix: `use one of: ${BACKEND_CHOICES.join(', ')}` });
   }
+  const info = await selectBackend(choice, opts, log);
+  // after the backend: importing tfjs-node registers tfjs-core's gradients again, and the last registration wins
   await loadCoreGradients();
   registerExtraGradients();
+  return info;
+}
 
+async function selectBackend(choice: BackendChoice, opts: InitBackendOptions, log: (s: string) => void): Promise<BackendInfo> {
   if (choice === 'tensorflow-gpu' || choice === 'tensorflow') return useNode(choice, opts.threads, log);
   if (choice === 'wasm') return useWasm(opts.threads, log);
   if (choice === 'cpu') return useCpu();

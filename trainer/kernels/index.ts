@@ -62,11 +62,11 @@ export function registerWasmKernels(): string[] {
   return configs.map((c) => c.kernelName);
 }
 
-let gradientsDone = false;
+/**
+ * (Re-)registers our gradients. Call it after anything that registers tfjs-core's own gradients (e.g. importing
+ * tfjs-node, which imports the full @tensorflow/tfjs), since the last registration wins.
+ */
 export function registerExtraGradients(): string[] {
-  if (!gradientsDone) {
-    for (const g of EXTRA_GRADIENTS) tf.registerGradient(g);
-    gradientsDone = true;
-  }
+  for (const g of EXTRA_GRADIENTS) tf.registerGradient(g);
   return EXTRA_GRADIENTS.map((g) => g.kernelName);
 }
