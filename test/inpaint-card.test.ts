@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../manifests/errors.ts';
 import { checkCardAgainstModel, parseCard, type ModelCard } from '../pipeline/inpaint/card.ts';
-import { dilateMask, resizeLinear, resizeMaskAny } from '../pipeline/inpaint/resize.ts';
+import { dilateMask, resizeLinear, resizeLinearWindow, resizeMaskAny } from '../pipeline/inpaint/resize.ts';
 import { compositeBack, modelSizeFor, packBatch, prepareItem, unpackItem } from '../pipeline/inpaint/tensors.ts';
 
 const deepfill = {
@@ -99,6 +99,19 @@ describe('resizing', () => {
     const up = resizeMaskAny(m, 10, 10, 20, 20);
     expect(up.reduce((a, b) => a + b, 0)).toBe(4);
   });
+  it('a window of the resize equals the same pixels of the full resize', () => {
+    const src = Float32Array.from({ length: 7 * 5 * 3 }, (_, i) => (i * 37) % 255);
+    for (const [w, h] of [[16, 11], [3, 2], [7, 5]]) {
+      const full = resizeLinear(src, 7, 5, 3, w, h);
+      const win = { x0: 1, y0: 1, x1: w - 1, y1: h };
+      const part = resizeLinearWindow(src, 7, 5, 3, w, h, win);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+        const i = (y * w + x) * 3 + c;
+        const inside = x >= win.x0 && x < win.x1 && y >= win.y0 && y < win.y1;
+        expect(part[i]).toBe(inside ? full[i] : 0);
+      }
+    }
+  });
   it('dilates by r in the square neighbourhood', () => {
     const m = new Uint8Array(7 * 7);
     m[3 * 7 + 3] = 1;
@@ -135,5 +148,16 @@ describe('tensor packing', () => {
     const res = compositeBack(img, hole, gen, 1, 2);
     expect(Array.from(res.data)).toEqual([10, 20, 30, 255, 0, 128]);
     expect(() => unpackItem(card, out, [1, 1, 2, 3], 0, 1, 2)).toThrow(/card says nchw/);
+  });
+  it('composites a resized generation into the hole only, as a full resize would', () => {
+    const src = { width: 9, height: 7, data: Uint8Array.from({ length: 9 * 7 * 3 }, (_, i) => (i * 11) % 256) };
+    const hole = { width: 9, height: 7, data: new Uint8Array(63) };
+    for (const p of [10, 11, 20, 29, 40]) hole.data[p] = 1;
+    const gen = Float32Array.from({ length: 4 * 4 * 3 }, (_, i) => (i * 53) % 256);
+    const res = compositeBack(src, hole, gen, 4, 4);
+    const full = resizeLinear(gen, 4, 4, 3, 9, 7);
+    for (let p = 0; p < 63; p++) for (let c = 0; c < 3; c++) {
+      expect(res.data[p * 3 + c]).toBe(hole.data[p] ? Math.min(255, Math.max(0, Math.round(full[p * 3 + c]))) : src.data[p * 3 + c]);
+    }
   });
 });
