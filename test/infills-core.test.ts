@@ -6,6 +6,8 @@ import {
   mixedRandInfill, listInfills, getInfill, type Donor,
 } from '../pipeline/infills/index.ts';
 import { resizeMaskAnyOver, invertMask } from '../pipeline/masks-ops.ts';
+import { FastStream } from '../pipeline/infills/fast-stream.ts';
+import { normalCdf, quantizedNormal } from '../pipeline/infills/quantized-normal.ts';
 
 /** An image whose every scalar is distinct-ish and position-coded, so a wrong source pixel shows. */
 function codedImage(w: number, h: number, salt = 0): RGBImage {
@@ -391,5 +393,57 @@ describe('mask resize never shrinks the object', () => {
         expect(r.data[oy * W + ox]).toBe(1);
       }
     }
+  });
+});
+
+describe('random streams', () => {
+  it('FastStream.normal is N(0, 1): moments, tails and a KS distance', () => {
+    const s = new FastStream(rngFor('zig'));
+    const n = 200_000;
+    const xs = new Float64Array(n);
+    let m = 0, v = 0, t2 = 0;
+    for (let i = 0; i < n; i++) { const z = s.normal(); xs[i] = z; m += z; v += z * z; if (Math.abs(z) > 2) t2++; }
+    m /= n; v = v / n - m * m;
+    expect(Math.abs(m)).toBeLessThan(0.01);
+    expect(Math.abs(v - 1)).toBeLessThan(0.015);
+    expect(Math.abs(t2 / n - 0.0455)).toBeLessThan(0.003);
+    xs.sort();
+    let d = 0;
+    for (let i = 0; i < n; i += 7) d = Math.max(d, Math.abs(normalCdf(xs[i]) - (i + 0.5) / n));
+    expect(d).toBeLessThan(0.005); // KS 1% critical value at n = 200k is 0.0036; the stride adds ≤ 7/n
+  });
+
+  it('the alias table of the quantized normal holds exactly the 256 probabilities', () => {
+    for (const [f, sigma] of [[0.5, 0.2], [0.02, 0.2], [0.97, 0.05], [0.3, 1.5]]) {
+      const q = quantizedNormal(f, sigma);
+      const implied = new Float64Array(256);
+      for (let i = 0; i < 256; i++) {
+        implied[i] += q.prob[i] / 16777216 / 256;
+        if (q.alias[i] !== i) implied[q.alias[i]] += (1 - q.prob[i] / 16777216) / 256;
+      }
+      for (let k = 0; k < 256; k++) {
+        const lo = k === 0 ? 0 : normalCdf(((k - 0.5) / 255 - f) / sigma);
+        const hi = k === 255 ? 1 : normalCdf(((k + 0.5) / 255 - f) / sigma);
+        expect(Math.abs(implied[k] - (hi - lo))).toBeLessThan(1e-6);
+      }
+    }
+  });
+
+  it('a flat field with sigma = 0 is exactly round(255 f), and the flat and grid paths agree in distribution', () => {
+    const img = newImage(40, 40);
+    const all = maskFrom(40, 40, () => true);
+    const flat = randomInfill(img, all, rngFor('s0'), { grid: [1, 1], sigma: 0 });
+    const g = rngFor('s0');
+    const c = [g.next(), g.next(), g.next()];
+    for (let k = 0; k < 3; k++) expect(flat.data[k]).toBe(Math.round(c[k] * 255));
+    // grid 2×2 with σ = 0.2 runs the ziggurat path: per-pixel deviations from its σ = 0 field have std ≈ 0.2·255
+    const a = randomInfill(img, all, rngFor('g2'), { grid: [2, 2], sigma: 0.2 });
+    const b = randomInfill(img, all, rngFor('g2'), { grid: [2, 2], sigma: 0 });
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < a.data.length; i++) if (b.data[i] > 80 && b.data[i] < 175) { const d = a.data[i] - b.data[i]; s += d; s2 += d * d; n++; }
+    expect(n).toBeGreaterThan(500);
+    // away from the clip edges (|field − 0.5| < 0.19 ≈ 1σ: clipping is rare but not absent, so a loose bound)
+    expect(Math.abs(s / n)).toBeLessThan(3);
+    expect(Math.abs(Math.sqrt(s2 / n - (s / n) ** 2) - 51)).toBeLessThan(6);
   });
 });

@@ -1,6 +1,7 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Rng } from '../../manifests/rng.ts';
 import { FastStream } from './fast-stream.ts';
+import { quantizedNormal, sampleQuantized } from './quantized-normal.ts';
 
 export interface RandomParams {
   /** coarse colour grid [rows, cols]; [1, 1] (the authors' code) is one flat colour per image */
@@ -16,7 +17,8 @@ export interface RandomParams {
  * The rng is consumed in a fixed order so any item can be reproduced on its own: first the grid colours (row,
  * column, channel) from the item rng, then a FastStream seeded from it gives three normals per region pixel in
  * raster order. Pixels outside the region draw nothing.
- * Upsampling uses pixel centres (align_corners = false, edges clamped), so a 1×1 grid is exactly flat.
+ * Upsampling uses pixel centres (align_corners = false, edges clamped), so a 1×1 grid is exactly flat; that case
+ * (the default) samples each uint8 directly from its exact distribution instead (see flatRandom).
  */
 export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: RandomParams): RGBImage {
   const { width: W, height: H } = img;
@@ -26,6 +28,7 @@ export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: Rand
   for (let i = 0; i < grid.length; i++) grid[i] = rng.next();
 
   const noise = new FastStream(rng);
+  if (gh === 1 && gw === 1) return flatRandom(img, region, noise, grid, sigma);
   const xs = axis(W, gw);
   const ys = axis(H, gh);
   const out = img.data.slice();
@@ -52,6 +55,23 @@ export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: Rand
     }
   }
   return { width: W, height: H, data: out };
+}
+
+/**
+ * The 1×1 grid: the field is one colour per channel, so each channel's uint8 output has a fixed distribution and is
+ * drawn directly from it (quantized-normal.ts), with one draw per scalar instead of a normal and a rounding.
+ */
+function flatRandom(img: RGBImage, region: Mask, noise: FastStream, colour: Float64Array, sigma: number): RGBImage {
+  const [q0, q1, q2] = [0, 1, 2].map((k) => quantizedNormal(colour[k], sigma));
+  const out = img.data.slice();
+  const r = region.data;
+  for (let i = 0, p = 0; i < r.length; i++, p += 3) {
+    if (!r[i]) continue;
+    out[p] = sampleQuantized(q0, noise);
+    out[p + 1] = sampleQuantized(q1, noise);
+    out[p + 2] = sampleQuantized(q2, noise);
+  }
+  return { width: img.width, height: img.height, data: out };
 }
 
 /** Bilinear sample positions of n output pixels over a g-cell lattice: lower/upper cell and weight. */
