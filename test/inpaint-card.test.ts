@@ -36,6 +36,7 @@ describe('parseCard', () => {
     ['a size with neither form', { ...lama, size: { any: true } }, /"size" must be/],
     ['a fixed size that is not [H, W]', { ...lama, size: { fixed: [256] } }, /"size.fixed" must be \[H, W\]/],
     ['a bad output layout', { ...lama, output: { name: 'o', layout: 'hwc' } }, /"output.layout" must be one of nhwc \| nchw/],
+    ['a bad output channel order', { ...lama, output: { name: 'o', layout: 'nchw', channelOrder: 'rgb' } }, /"output.channelOrder" must be one of RGB \| BGR/],
   ];
   for (const [what, json, re] of bad) {
     it(`rejects ${what} with a UserError naming the card`, () => {
@@ -63,6 +64,12 @@ describe('checkCardAgainstModel', () => {
       .toThrow(/element type uint8/);
     expect(() => checkCardAgainstModel(card, 'c.json', [t('image', [1, 3, 8, 8]), t('mask', [1, 1, 8, 8]), t('seed', [1])], [t('output', [1, 3, 8, 8])]))
       .toThrow(/input "seed" the card does not feed/);
+  });
+  it('accepts a uint8 output but only float32 inputs; refuses inputs with different fixed batch sizes', () => {
+    const ok = () => checkCardAgainstModel(card, 'c.json', [t('image', [1, 3, 8, 8]), t('mask', [1, 1, 8, 8])], [{ ...t('output', [1, 3, 8, 8]), type: 'uint8' }]);
+    expect(ok).not.toThrow();
+    expect(() => checkCardAgainstModel(card, 'c.json', [t('image', [1, 3, 8, 8]), t('mask', [2, 1, 8, 8])], [t('output', [1, 3, 8, 8])]))
+      .toThrow(/different fixed batch sizes \(1, 2\)/);
   });
   it('checks a fixed size against the side-by-side width 2W', () => {
     const d = parseCard(deepfill, 'd.json');

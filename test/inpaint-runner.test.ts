@@ -75,6 +75,44 @@ function separateConstantModel(): Uint8Array {
   ]);
 }
 
+/**
+ * A miniature of the authors' DeepFill v1 test graph: batch fixed to 1, [1, 8, 16, 3] BGR 0–255 image|mask, the mask
+ * thresholded at 127.5 and its first channel used, the image mapped to [−1, 1] and erased in the hole, the hole filled
+ * (here with a constant BGR (0.6, 0.2, 1.0)), mapped back to 0–255, reversed BGR → RGB, and cast to uint8.
+ * Expected hole colour: RGB (255, 153, 204).
+ */
+function deepfillLikeModel(): Uint8Array {
+  const u8 = onnx.TensorProto.DataType.UINT8;
+  return model([
+    node('Slice', ['Placeholder:0', 'z', 'w', 'ax2'], ['left']),
+    node('Slice', ['Placeholder:0', 'w', 'w2', 'ax2'], ['right']),
+    node('Greater', ['right', 'half'], ['gt']),
+    node('Cast', ['gt'], ['m3'], [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: onnx.TensorProto.DataType.FLOAT }]),
+    node('Slice', ['m3', 'z', 'one_i', 'ax3'], ['m']),
+    node('Div', ['left', 'c127'], ['x0']),
+    node('Sub', ['x0', 'one'], ['x']),
+    node('Sub', ['one', 'm'], ['keep']),
+    node('Mul', ['x', 'keep'], ['inc']),
+    node('Mul', ['C', 'm'], ['gen']),
+    node('Add', ['gen', 'inc'], ['complete']),
+    node('Add', ['complete', 'one'], ['c1']),
+    node('Mul', ['c1', 'c127'], ['bgr']),
+    node('Slice', ['bgr', 'two', 'minus4', 'ax3', 'neg1'], ['rgb']),
+    node('Cast', ['rgb'], ['saturate_cast:0'], [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: u8 }]),
+  ], [vi('Placeholder:0', [1, 8, 16, 3])], [onnx.ValueInfoProto.create({
+    name: 'saturate_cast:0', type: { tensorType: { elemType: u8, shape: { dim: [1, 8, 8, 3].map((d) => ({ dimValue: d })) } } },
+  })], [
+    i64('z', [0]), i64('w', [8]), i64('w2', [16]), i64('ax2', [2]), i64('ax3', [3]), i64('one_i', [1]), i64('two', [2]), i64('minus4', [-4]), i64('neg1', [-1]),
+    f32('half', [], [127.5]), f32('c127', [], [127.5]), f32('one', [], [1]), f32('C', [1, 1, 1, 3], [0.6, 0.2, 1.0]),
+  ]);
+}
+
+const deepfillLikeCard = {
+  name: 'deepfill-like', file: 'deepfill-like.onnx', layout: 'side-by-side-nhwc', inputs: { image: 'Placeholder:0' },
+  output: { name: 'saturate_cast:0', layout: 'nhwc', channelOrder: 'RGB' }, valueRange: [0, 255], outputRange: [0, 255],
+  channelOrder: 'BGR', mask: { holeValue: 255, dilate: 0 }, size: { fixed: [8, 8] }, licence: 'test', provenance: 'test',
+};
+
 const sideBySideCard = {
   name: 'mirror', file: 'mirror.onnx', layout: 'side-by-side-nhwc', inputs: { image: 'in' }, output: { name: 'out', layout: 'nhwc' },
   valueRange: [0, 255], outputRange: [0, 255], channelOrder: 'BGR', mask: { holeValue: 255, dilate: 0 }, size: { fixed: [8, 8] },
@@ -112,6 +150,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'fill.onnx'), separateFillModel());
   await writeFile(join(dir, 'constant.onnx'), separateConstantModel());
   await writeFile(join(dir, 'mirror.card.json'), JSON.stringify(sideBySideCard));
+  await writeFile(join(dir, 'deepfill-like.onnx'), deepfillLikeModel());
+  await writeFile(join(dir, 'deepfill-like.card.json'), JSON.stringify(deepfillLikeCard));
   await writeFile(join(dir, 'fill.card.json'), JSON.stringify(separateCard));
   await writeFile(join(dir, 'constant.card.json'), JSON.stringify({ ...separateCard, name: 'constant', file: 'constant.onnx' }));
 });
@@ -153,6 +193,23 @@ describe('OnnxInpainter, side-by-side NHWC BGR 0–255 hole=255', () => {
     const [out] = await r.inpaint([img], [hole]);
     for (let x = 0; x < 8; x++) expect(Array.from(out.data.subarray((3 * 8 + x) * 3, (3 * 8 + x) * 3 + 3))).toEqual([0, 0, 0]);
     expectOutsideUntouched(img, hole, out);
+  });
+});
+
+describe('OnnxInpainter, a DeepFill-v1-like graph (batch fixed to 1, uint8 RGB output from BGR input)', () => {
+  it('runs one image per session.run whatever batch size is asked, and reads the uint8 RGB output', async () => {
+    const r = await load('deepfill-like.card.json', { batchSize: 8 });
+    expect(r.batchSize).toBe(1);
+    // Model-size images: a resized hole's border would blend generated pixels with the (regenerated) context.
+    const images = [0, 1, 2].map((i) => randomImage(8, 8, `df${i}`));
+    const holes = [rectMask(8, 8, 1, 1, 6, 5), rectMask(8, 8, 0, 0, 8, 2), rectMask(8, 8, 7, 7, 8, 8)];
+    const out = await r.inpaint(images, holes);
+    for (let i = 0; i < images.length; i++) {
+      expectOutsideUntouched(images[i], holes[i], out[i]);
+      holes[i].data.forEach((v, p) => {
+        if (v) expect(Array.from(out[i].data.subarray(p * 3, p * 3 + 3))).toEqual([255, 153, 204]);
+      });
+    }
   });
 });
 

@@ -31,7 +31,9 @@ export interface ModelCard {
   layout: CardLayout;
   /** input tensor names: side-by-side-nhwc → { image }, separate-nchw → { image, mask } */
   inputs: { image: string; mask?: string };
-  output: { name: string; layout: OutputLayout };
+  /** channelOrder: the output's own order when it differs from the input's (DeepFill's test graph reverses BGR to
+   *  RGB before its uint8 cast); default: the card's channelOrder */
+  output: { name: string; layout: OutputLayout; channelOrder?: 'RGB' | 'BGR' };
   valueRange: ValueRange;
   outputRange: ValueRange;
   channelOrder: 'RGB' | 'BGR';
@@ -57,10 +59,10 @@ export const CARD_FIELD_DOCS: Record<(typeof TOP_KEYS)[number], string> = {
   file: 'ONNX file, relative to the card',
   layout: `input layout: ${CARD_LAYOUTS.join(' | ')}`,
   inputs: 'input tensor names: { "image": ... } for side-by-side-nhwc, { "image": ..., "mask": ... } for separate-nchw',
-  output: '{ "name": output tensor name, "layout": "nhwc" | "nchw" } (3 channels, same size as the image input)',
+  output: '{ "name": output tensor name, "layout": "nhwc" | "nchw", optional "channelOrder": "RGB" | "BGR" when it differs from the input\'s } (float32 or uint8, 3 channels, the image input\'s size)',
   valueRange: 'range the model expects pixels in: [0,255] | [0,1] | [-1,1]',
   outputRange: 'range of the model output pixels: [0,255] | [0,1] | [-1,1] (clipped to it)',
-  channelOrder: 'RGB | BGR (for both input and output)',
+  channelOrder: 'RGB | BGR (input; also output unless output.channelOrder says otherwise)',
   mask: '{ "holeValue": value inside the hole (outside is 0), "dilate": grow the hole by N model pixels }',
   size: '{ "fixed": [H, W] } or { "multipleOf": n }',
   licence: 'licence of the weights',
@@ -125,8 +127,9 @@ export function parseCard(json: unknown, file: string): ModelCard {
   if (maskName !== undefined && maskName === image) fail(file, '"inputs.image" and "inputs.mask" name the same tensor');
 
   if (!isObj(json.output)) fail(file, '"output" must be { "name": ..., "layout": "nhwc" | "nchw" }');
-  onlyKeys(file, 'output.', json.output, ['name', 'layout']);
-  const output = { name: str(file, 'output.name', json.output.name), layout: oneOf(file, 'output.layout', json.output.layout, OUTPUT_LAYOUTS) };
+  onlyKeys(file, 'output.', json.output, ['name', 'layout', 'channelOrder']);
+  const output: ModelCard['output'] = { name: str(file, 'output.name', json.output.name), layout: oneOf(file, 'output.layout', json.output.layout, OUTPUT_LAYOUTS) };
+  if (json.output.channelOrder !== undefined) output.channelOrder = oneOf(file, 'output.channelOrder', json.output.channelOrder, ['RGB', 'BGR'] as const);
 
   if (!isObj(json.mask)) fail(file, '"mask" must be { "holeValue": ..., "dilate": ... }');
   onlyKeys(file, 'mask.', json.mask, ['holeValue', 'dilate']);
@@ -217,9 +220,9 @@ export function checkCardAgainstModel(
   if (!out) fail(cardFile, `the model has no output "${card.output.name}" (its outputs: ${names(outputs)})`, 'set "output.name" to one of the model\'s outputs');
 
   const fixed = 'fixed' in card.size ? card.size.fixed : null;
-  const check = (t: TensorInfo, expect: (number | null)[], what: string, chanAt: 1 | 3) => {
+  const check = (t: TensorInfo, expect: (number | null)[], what: string, chanAt: 1 | 3, types: string[]) => {
     if (!t.isTensor) fail(cardFile, `"${t.name}" is not a tensor`);
-    if (t.type && t.type !== 'float32') fail(cardFile, `"${t.name}" has element type ${t.type}; the runner feeds and reads float32`);
+    if (t.type && !types.includes(t.type)) fail(cardFile, `"${t.name}" has element type ${t.type}; the runner handles ${types.join(' or ')} here`);
     const shape = t.shape;
     if (!shape || !shape.length) return; // shape not recorded in the file: nothing to check
     if (shape.length !== expect.length) {
@@ -241,10 +244,22 @@ export function checkCardAgainstModel(
   const W = fixed ? fixed[1] : null;
   const image = inputs.find((t) => t.name === card.inputs.image)!;
   if (card.layout === 'side-by-side-nhwc') {
-    check(image, [null, H, W === null ? null : 2 * W, 3], 'layout side-by-side-nhwc [B, H, 2W, 3]', 3);
+    check(image, [null, H, W === null ? null : 2 * W, 3], 'layout side-by-side-nhwc [B, H, 2W, 3]', 3, ['float32']);
   } else {
-    check(image, [null, 3, H, W], 'layout separate-nchw image [B, 3, H, W]', 1);
-    check(inputs.find((t) => t.name === card.inputs.mask)!, [null, 1, H, W], 'layout separate-nchw mask [B, 1, H, W]', 1);
+    check(image, [null, 3, H, W], 'layout separate-nchw image [B, 3, H, W]', 1, ['float32']);
+    check(inputs.find((t) => t.name === card.inputs.mask)!, [null, 1, H, W], 'layout separate-nchw mask [B, 1, H, W]', 1, ['float32']);
   }
-  check(out, card.output.layout === 'nhwc' ? [null, H, W, 3] : [null, 3, H, W], `output layout ${card.output.layout}`, card.output.layout === 'nhwc' ? 3 : 1);
+  check(out, card.output.layout === 'nhwc' ? [null, H, W, 3] : [null, 3, H, W], `output layout ${card.output.layout}`, card.output.layout === 'nhwc' ? 3 : 1, ['float32', 'uint8']);
+  // Every input's batch dimension must agree: the runner batches them together.
+  const batchDims = inputs.map((t) => t.shape?.[0]).filter((d): d is number => typeof d === 'number' && d > 0);
+  if (new Set(batchDims).size > 1) fail(cardFile, `the model's inputs have different fixed batch sizes (${batchDims.join(', ')})`);
+}
+
+/** The model's fixed batch size (e.g. 1 for a graph frozen with a [1, 256, 512, 3] placeholder), or null if free. */
+export function fixedBatchOf(inputs: readonly TensorInfo[]): number | null {
+  for (const t of inputs) {
+    const d = t.shape?.[0];
+    if (typeof d === 'number' && d > 0) return d;
+  }
+  return null;
 }

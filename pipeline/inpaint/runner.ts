@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { UserError } from '../../manifests/errors.ts';
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
-import { cardModelPath, checkCardAgainstModel, readCard, type ModelCard } from './card.ts';
+import { cardModelPath, checkCardAgainstModel, fixedBatchOf, readCard, type ModelCard } from './card.ts';
 import { assertCudaProviderInstalled, cudaNotInstalledError } from './cuda.ts';
 import { WorkerSession, type SessionOptionsLite } from './session-worker.ts';
 import { compositeBack, modelSizeFor, packBatch, prepareItem, unpackItem, type PreparedItem } from './tensors.ts';
@@ -48,6 +48,8 @@ export class OnnxInpainter {
     readonly batchSize: number,
     private readonly prefetch: number,
     private readonly session: WorkerSession,
+    /** the model's own batch size when its graph fixes one: short batches are padded to it */
+    readonly fixedBatch: number | null,
   ) {}
 
   /**
@@ -83,7 +85,9 @@ export class OnnxInpainter {
       await session.close();
       throw e;
     }
-    return new OnnxInpainter(card, cardPath, modelPath, device, batchSize, opts.prefetch ?? 2, session);
+    // A graph frozen with a fixed batch (DeepFill's test graph: [1, 256, 512, 3]) only takes that many at a time.
+    const fixed = fixedBatchOf(session.inputs);
+    return new OnnxInpainter(card, cardPath, modelPath, device, fixed ?? batchSize, opts.prefetch ?? 2, session, fixed);
   }
 
   /**
@@ -115,7 +119,10 @@ export class OnnxInpainter {
       // Yield first so the previous batch's run is posted before this one's (synchronous) resizing starts.
       await new Promise((r) => setImmediate(r));
       const prepared: PreparedItem[] = batch.map((i) => prepareItem(this.card, images[i], holes[i]));
-      const feeds = packBatch(this.card, prepared);
+      const padded = this.fixedBatch && prepared.length < this.fixedBatch
+        ? [...prepared, ...Array.from({ length: this.fixedBatch - prepared.length }, () => prepared[prepared.length - 1])]
+        : prepared;
+      const feeds = packBatch(this.card, padded);
       const res = await this.session.run(feeds, this.card.output.name);
       batch.forEach((i, b) => {
         const { H, W } = prepared[b];

@@ -41,8 +41,9 @@ export function fromRange(v: number, r: ValueRange): number {
   return ((v - r[0]) / (r[1] - r[0])) * 255;
 }
 
-/** Channel index in the model's order of our RGB channel c. */
+/** Channel index in the model's order of our RGB channel c (input side, and output side). */
 const chan = (card: ModelCard, c: number): number => (card.channelOrder === 'BGR' ? 2 - c : c);
+const outChan = (card: ModelCard, c: number): number => ((card.output.channelOrder ?? card.channelOrder) === 'BGR' ? 2 - c : c);
 
 export interface ModelFeeds {
   /** tensor name → [data, dims] */
@@ -101,7 +102,7 @@ export function packBatch(card: ModelCard, items: readonly PreparedItem[]): Mode
  * Read item b of the model output as RGB HWC floats in 0..255 (clipped). `dims` is the output tensor's shape,
  * checked against the card so a model that answers in another layout fails loudly instead of scrambling pixels.
  */
-export function unpackItem(card: ModelCard, out: Float32Array, dims: readonly number[], b: number, H: number, W: number): Float32Array {
+export function unpackItem(card: ModelCard, out: ArrayLike<number>, dims: readonly number[], b: number, H: number, W: number): Float32Array {
   const want = card.output.layout === 'nhwc' ? [H, W, 3] : [3, H, W];
   if (dims.length !== 4 || dims[1] !== want[0] || dims[2] !== want[1] || dims[3] !== want[2]) {
     throw new Error(`model output "${card.output.name}" has shape [${dims.join(', ')}], card says ${card.output.layout} [B, ${want.join(', ')}]`);
@@ -111,7 +112,7 @@ export function unpackItem(card: ModelCard, out: Float32Array, dims: readonly nu
   const res = new Float32Array(plane * 3);
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) {
-      const mc = chan(card, c);
+      const mc = outChan(card, c);
       const v = card.output.layout === 'nhwc' ? out[(b * plane + p) * 3 + mc] : out[(b * 3 + mc) * plane + p];
       const v255 = fromRange(v, r);
       res[p * 3 + c] = v255 < 0 ? 0 : v255 > 255 ? 255 : v255;
