@@ -132,4 +132,4 @@ async function main(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-if (process.env.BENCH_KEEP) { const d = await mkdtemp(join(tmpdir(), "bench-keep-")); console.log((await makeDataset(d)).sourceDir); } else await main();
+await main();

@@ -158,6 +158,12 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
     const have = [...new Set(source.rows.map((r) => r.split))].join(', ') || 'none';
     throw new UserError(`no source rows in split(s) ${opts.splits.join(', ')}`, { file: source.dir, fix: `choose --splits among: ${have}` });
   }
+  const seenIds = new Set<string>();
+  for (const r of rows) {
+    // ids name the output files and seed the rngs: a duplicate would overwrite another image
+    if (seenIds.has(r.id)) throw new UserError(`source id "${r.id}" appears twice`, { file: source.dir, row: r.id, fix: 'rebuild the source manifest (make dataset); ids must be unique' });
+    seenIds.add(r.id);
+  }
   const base = dirname(resolve(source.dir));
   const shards = planShards(rows.length, opts.shardSize);
   const size = opts.size ? { width: opts.size, height: opts.size } : null;
