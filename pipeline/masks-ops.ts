@@ -67,13 +67,6 @@ export function maskArea(m: Mask): number {
   return n;
 }
 
-/** Indices y·w + x of the set pixels, in raster order: the infills' region walk. */
-export function maskIndices(m: Mask): Int32Array {
-  const idx = new Int32Array(maskArea(m));
-  for (let i = 0, k = 0; i < m.data.length; i++) if (m.data[i]) idx[k++] = i;
-  return idx;
-}
-
 /** Union of two masks of the same size. */
 export function unionMask(a: Mask, b: Mask): Mask {
   const out = newMask(a.width, a.height);
