@@ -1,0 +1,388 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { rngFor } from '../manifests/rng.ts';
+import type { BackendChoice } from './backend.ts';
+import type { TrainBatch } from './data.ts';
+import type { CfLossKind, MethodSpec } from './method.ts';
+import { parameterSpecs, type ModelConfig } from './model.ts';
+import { trainStep, type StepContext, type StepStats } from './train.ts';
+
+/**
+ * Data-parallel training steps on worker threads (docs/parallel.md).
+ *
+ * Why: tfjs's wasm backend runs one thread under Node (docs/backend.md, "Multithreading"), so one training process
+ * uses one core. Each worker thread here has its own tfjs engine and wasm instance, and its own copy of the model.
+ * Per step the batch is split into shards of whole originals (each with its own CF/F images), every shard's
+ * loss-sum gradient is computed on its own thread, and this thread sums them, divides by the number of images of
+ * the whole batch and applies the optimizer — the gradient train.ts's `trainStep` takes on the whole batch, because
+ * every loss term is per image (GroupNorm: no batch statistics).
+ *
+ * The loss composition is train.ts's own: each shard runs `trainStep` with an optimizer that only records the
+ * gradients it is handed (clipping and weight decay switched off), so nothing of the objective is restated here.
+ * Weights go to the workers and gradients come back through SharedArrayBuffers (no copies in messages).
+ */
+
+/** Per-shard seed: shard 0 keeps the step's seed; the others get independent streams (FGSM starts, mixup draws). */
+export function shardSeed(stepSeed: number, shard: number): number {
+  return shard === 0 ? stepSeed : rngFor('parallel-shard', stepSeed, shard).int(2 ** 31);
+}
+
+/** Originals [lo, hi) of a batch with their generated images (in batch order), as a TrainBatch of its own. */
+export function sliceBatch(batch: TrainBatch, lo: number, hi: number): TrainBatch {
+  const S = batch.size, px = S * S * 3;
+  const rows: number[] = [];
+  for (let i = lo; i < hi; i++) rows.push(i);
+  for (let i = batch.nOrig; i < batch.n; i++) if (batch.parent[i] >= lo && batch.parent[i] < hi) rows.push(i);
+  const n = rows.length, nOrig = hi - lo;
+  const out: TrainBatch = {
+    size: S, nOrig, n, x: new Float32Array(n * px), labels: new Int32Array(n), role: new Uint8Array(n), parent: new Int32Array(n),
+    term: new Int16Array(n), ids: [], objMask: batch.objMask ? batch.objMask.slice(lo * S * S, hi * S * S) : null,
+    maskUsable: batch.maskUsable.slice(lo, hi),
+  };
+  rows.forEach((r, j) => {
+    out.x.set(batch.x.subarray(r * px, (r + 1) * px), j * px);
+    out.labels[j] = batch.labels[r];
+    out.role[j] = batch.role[r];
+    out.parent[j] = batch.parent[r] - lo;
+    out.term[j] = batch.term[r];
+    out.ids.push(batch.ids[r]);
+  });
+  return out;
+}
+
+/**
+ * Splits a batch into at most `parts` shards of contiguous originals, balanced by image count (an original brings
+ * its CF/F images along). Shards never mix an original's images, and none is empty.
+ */
+export function shardBatch(batch: TrainBatch, parts: number): TrainBatch[] {
+  const k = Math.max(1, Math.min(parts, batch.nOrig));
+  if (k === 1) return [batch];
+  const weight = new Array<number>(batch.nOrig).fill(1);
+  for (let i = batch.nOrig; i < batch.n; i++) weight[batch.parent[i]]++;
+  const total = weight.reduce((a, b) => a + b, 0);
+  const shards: TrainBatch[] = [];
+  let lo = 0, acc = 0;
+  for (let s = 1; s <= k; s++) {
+    let hi = lo;
+    const target = (total * s) / k;
+    // take originals until the cumulative weight reaches this shard's share, leaving one for every later shard
+    while (hi < batch.nOrig - (k - s) && (hi === lo || acc + weight[hi] / 2 <= target)) acc += weight[hi++];
+    if (s === k) while (hi < batch.nOrig) acc += weight[hi++];
+    shards.push(sliceBatch(batch, lo, hi));
+    lo = hi;
+  }
+  return shards;
+}
+
+/** Offsets of each variable in the flat weight / gradient vectors (model.variables order). */
+export interface ParamLayout { shapes: number[][]; offsets: number[]; total: number }
+
+export function paramLayout(config: ModelConfig): ParamLayout {
+  const shapes = parameterSpecs(config).map((s) => s.shape);
+  const offsets: number[] = [];
+  let total = 0;
+  for (const sh of shapes) { offsets.push(total); total += sh.reduce((a, b) => a * b, 1); }
+  return { shapes, offsets, total };
+}
+
+/**
+ * A stand-in optimizer for `trainStep`: it copies the gradients it is handed into `out` (flat, in the order of
+ * `variables`) instead of applying them. `captured` tells whether trainStep got that far (it skips the update on a
+ * non-finite loss or gradient).
+ */
+export function recordingOptimizer(variables: readonly tf.Variable[], layout: ParamLayout, out: Float32Array): { optimizer: tf.Optimizer; captured: () => boolean; reset: () => void } {
+  const index = new Map(variables.map((v, i) => [v.name, i]));
+  let captured = false;
+  const optimizer = {
+    applyGradients(grads: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[]): void {
+      const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
+      if (list.length !== variables.length) throw new Error(`parallel: expected ${variables.length} gradients, got ${list.length}`);
+      for (const { name, tensor } of list) {
+        const i = index.get(name);
+        if (i === undefined) throw new Error(`parallel: gradient for unknown variable ${name}`);
+        out.set(tensor.dataSync() as Float32Array, layout.offsets[i]);
+      }
+      captured = true;
+    },
+  };
+  return { optimizer: optimizer as unknown as tf.Optimizer, captured: () => captured, reset: () => { captured = false; } };
+}
+
+/** What one shard reports: trainStep's stats, and whether its gradient (mean over the shard's images) was recorded. */
+export interface ShardResult { stats: StepStats; captured: boolean }
+
+/** The loss configuration a shard needs besides the model (a StepContext without model and optimizer). */
+export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses: number }
+
+/**
+ * One shard's gradient, in this thread: trainStep on `shard` with the recording optimizer, no clipping, no
+ * weight decay. `out` receives the gradient of the shard's mean loss.
+ */
+export function shardGradient(model: StepContext['model'], loss: ShardLoss, shard: TrainBatch, seed: number, layout: ParamLayout, out: Float32Array): ShardResult {
+  const rec = recordingOptimizer(model.variables, layout, out);
+  const ctx: StepContext = {
+    model, optimizer: rec.optimizer, method: loss.method, cfLoss: loss.cfLoss, numClasses: loss.numClasses, clipNorm: Infinity, weightDecay: 0,
+  };
+  const stats = trainStep(ctx, shard, seed);
+  return { stats, captured: rec.captured() };
+}
+
+// ---- worker protocol ----------------------------------------------------------------------------------------
+
+export interface WorkerInit {
+  backend: BackendChoice;
+  model: ModelConfig;
+  /** [0]: weights version (Atomics), then nothing; weights follow in `weights` */
+  control: SharedArrayBuffer;
+  weights: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+}
+export interface StepRequest { id: number; version: number; shard: TrainBatch; loss: ShardLoss; seed: number }
+export type WorkerReply =
+  | { ready: true }
+  | { bootError: string }
+  | { log: string }
+  | { id: number; result: ShardResult; gradsVersion: number }
+  | { id: number; error: { message: string; stack?: string } };
+
+/**
+ * Workers start from a tiny JS bootstrap that registers tsx's ESM hooks, then imports our .ts worker
+ * (`execArgv: ['--import', 'tsx']` is not enough on Node 20: the entry is resolved before the hooks). Same recipe as
+ * pipeline/generate-pool.ts, which trainer/ may not import.
+ */
+function workerBootstrap(): string {
+  const pkgFile = createRequire(import.meta.url).resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  const api = pathToFileURL(join(dirname(pkgFile), pkg.exports['./esm/api'].import.default)).href;
+  const entry = new URL('./parallel-worker.ts', import.meta.url).href;
+  return `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })
+  .catch((e) => { require('node:worker_threads').parentPort.postMessage({ bootError: String(e && e.stack || e) }); });`;
+}
+
+/** The buffers one shard's thread reads the weights from and writes its gradient to. */
+interface Slot {
+  worker: Worker;
+  grads: Float32Array;
+  control: Int32Array;
+  pending: { resolve: (r: ShardResult) => void; reject: (e: Error) => void } | null;
+}
+
+export interface ParallelStepOptions {
+  /** threads computing each step, this one included when computeOnMain (2 on a 2-core machine); 1 = plain trainStep */
+  threads: number;
+  /** the model every worker mirrors: ctx.model.config */
+  model: ModelConfig;
+  /** the backend the workers use: initBackend's resolved `name` in this thread ('wasm', 'cpu', 'tensorflow') */
+  backend: BackendChoice;
+  /** this thread computes a shard too (default true): one fewer model copy, and one fewer thread than cores */
+  computeOnMain?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface AveragedGradients {
+  /** gradient of (Σ over shards of the shard loss sums) / (images in the batch), per variable (model.variables order) */
+  grads: Float32Array[];
+  /** summed over shards: total is the batch's mean loss, terms and counts are sums; gradNorm is the norm of `grads` */
+  stats: StepStats;
+}
+
+export interface ParallelStep {
+  /** threads that compute a step */
+  readonly threads: number;
+  /** Drop-in for `trainStep(ctx, batch, stepSeed)`: same gradient (up to float rounding) and the same update. */
+  step(ctx: StepContext, batch: TrainBatch, stepSeed: number): Promise<StepStats>;
+  /** The averaged gradient of a step without applying it (tests, diagnostics). */
+  gradients(ctx: StepContext, batch: TrainBatch, stepSeed: number): Promise<AveragedGradients>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `threads − 1` workers (or `threads` when computeOnMain is false), each with its own backend and model copy.
+ * Call after initBackend in this thread; every step reads the weights of `ctx.model` afresh.
+ */
+export async function startParallelStep(opts: ParallelStepOptions): Promise<ParallelStep> {
+  const threads = Math.max(1, Math.floor(opts.threads));
+  const onMain = opts.computeOnMain ?? true;
+  const layout = paramLayout(opts.model);
+  const nWorkers = threads === 1 && onMain ? 0 : onMain ? threads - 1 : threads;
+  const control = new SharedArrayBuffer(4 * (1 + nWorkers));
+  const controlI32 = new Int32Array(control);
+  const weightsBuf = new SharedArrayBuffer(4 * layout.total);
+  const weights = new Float32Array(weightsBuf);
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  let failed: Error | null = null;
+
+  const slots: Slot[] = [];
+  const fail = (e: Error): void => {
+    if (failed) return;
+    failed = e;
+    for (const s of slots) { s.pending?.reject(e); s.pending = null; }
+  };
+  try {
+    const code = workerBootstrap();
+    await Promise.all(Array.from({ length: nWorkers }, async (_, w) => {
+      const gradsBuf = new SharedArrayBuffer(4 * layout.total);
+      const init: WorkerInit = { backend: opts.backend, model: opts.model, control, weights: weightsBuf, grads: gradsBuf };
+      const worker = new Worker(code, { eval: true, workerData: { ...init, slot: w } });
+      const slot: Slot = { worker, grads: new Float32Array(gradsBuf), control: controlI32, pending: null };
+      slots.push(slot);
+      await new Promise<void>((resolve, reject) => {
+        const onBoot = (m: WorkerReply): void => {
+          if ('bootError' in m) { worker.off('message', onBoot); reject(new Error(`parallel worker failed to start: ${m.bootError}`)); }
+          else if ('ready' in m) { worker.off('message', onBoot); resolve(); }
+        };
+        worker.on('message', onBoot);
+        worker.once('error', reject);
+        worker.once('exit', (c) => reject(new Error(`parallel worker exited with code ${c} while starting`)));
+      });
+      worker.removeAllListeners('error');
+      worker.removeAllListeners('exit');
+      worker.on('message', (m: WorkerReply) => {
+        if ('log' in m) { log(`[worker ${w + 1}] ${m.log}`); return; }
+        if (!('id' in m)) return;
+        const p = slot.pending;
+        slot.pending = null;
+        if (!p) return;
+        if ('error' in m) {
+          const e = new Error(`parallel worker ${w + 1}: ${m.error.message}`);
+          e.stack = m.error.stack;
+          p.reject(e);
+          return;
+        }
+        // pairs with the worker's Atomics.store after it wrote the gradient: its writes are visible from here on
+        if (Atomics.load(controlI32, 1 + w) !== m.gradsVersion) { p.reject(new Error(`parallel worker ${w + 1}: gradient buffer out of step`)); return; }
+        p.resolve(m.result);
+      });
+      worker.on('error', (e) => fail(e));
+      worker.on('exit', (c) => fail(new Error(`parallel worker ${w + 1} exited with code ${c}`)));
+    }));
+  } catch (e) {
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+    throw e;
+  }
+
+  let version = 0;
+  let nextId = 0;
+  const mainGrads = onMain ? new Float32Array(layout.total) : null;
+
+  const publishWeights = (ctx: StepContext): void => {
+    ctx.model.variables.forEach((v, i) => {
+      if (v.size !== (i + 1 < layout.offsets.length ? layout.offsets[i + 1] : layout.total) - layout.offsets[i]) {
+        throw new Error(`parallel: variable ${v.name} does not match the workers' model (${opts.model.name})`);
+      }
+      weights.set(v.dataSync() as Float32Array, layout.offsets[i]);
+    });
+    version++;
+    // release: the weight writes above happen-before a worker's Atomics.load that sees this version
+    Atomics.store(controlI32, 0, version);
+  };
+
+  const runOnWorker = (slot: Slot, shard: TrainBatch, loss: ShardLoss, seed: number): Promise<ShardResult> => {
+    if (failed) return Promise.reject(failed);
+    return new Promise<ShardResult>((resolve, reject) => {
+      slot.pending = { resolve, reject };
+      const req: StepRequest = { id: nextId++, version, shard, loss, seed };
+      const transfer = [shard.x.buffer, shard.labels.buffer, shard.role.buffer, shard.parent.buffer, shard.term.buffer, shard.maskUsable.buffer];
+      if (shard.objMask) transfer.push(shard.objMask.buffer);
+      slot.worker.postMessage(req, transfer as ArrayBuffer[]);
+    });
+  };
+
+  const gradients = async (ctx: StepContext, batch: TrainBatch, stepSeed: number): Promise<AveragedGradients> => {
+    if (failed) throw failed;
+    const loss: ShardLoss = { method: ctx.method, cfLoss: ctx.cfLoss, numClasses: ctx.numClasses };
+    const shards = threads === 1 ? [batch] : shardBatch(batch, threads);
+    const mainShard = onMain ? 0 : -1;
+    if (shards.length > (onMain ? 1 : 0)) publishWeights(ctx);
+    // fresh copies for transfer: shardBatch returns the batch itself when it does not split
+    const remote = shards.map((sh, k) => (k === mainShard ? null : runOnWorker(slots[onMain ? k - 1 : k], sh === batch ? sliceBatch(batch, 0, batch.nOrig) : sh, loss, shardSeed(stepSeed, k))));
+    const results: { r: ShardResult; g: Float32Array }[] = [];
+    if (onMain) results.push({ r: shardGradient(ctx.model, loss, shards[0], shardSeed(stepSeed, 0), layout, mainGrads!), g: mainGrads! });
+    for (let k = onMain ? 1 : 0; k < shards.length; k++) {
+      const r = await remote[k]!;
+      results.push({ r, g: slots[onMain ? k - 1 : k].grads });
+    }
+    return combine(results, layout);
+  };
+
+  return {
+    threads,
+    gradients,
+    async step(ctx, batch, stepSeed) {
+      if (threads === 1 && onMain) return trainStep(ctx, batch, stepSeed);
+      const { grads, stats } = await gradients(ctx, batch, stepSeed);
+      return applyAveraged(ctx, grads, stats);
+    },
+    async close() {
+      failed ??= new Error('parallel step closed');
+      await Promise.all(slots.map((s) => { s.worker.removeAllListeners('exit'); return s.worker.terminate(); }));
+    },
+  };
+}
+
+/** Σ_k n_k·g_k / Σ_k n_k in float64, and the shards' stats summed. */
+function combine(results: { r: ShardResult; g: Float32Array }[], layout: ParamLayout): AveragedGradients {
+  const nImages = results.reduce((a, { r }) => a + r.stats.nImages, 0);
+  const acc = new Float64Array(layout.total);
+  let totalSum = 0;
+  let skipped = false;
+  const terms = { ce: 0, cf: 0, f: 0, fgsm: 0, sal: 0 };
+  const counts = { orig: 0, cf: 0, f: 0, fgsm: 0, sal: 0 };
+  for (const { r, g } of results) {
+    const s = r.stats;
+    totalSum += s.total * s.nImages;
+    for (const key of Object.keys(terms) as (keyof typeof terms)[]) terms[key] += s.terms[key];
+    for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += s.counts[key];
+    if (!r.captured || s.skipped) { skipped = true; continue; }
+    const w = s.nImages;
+    for (let i = 0; i < acc.length; i++) acc[i] += w * g[i];
+  }
+  let sq = 0;
+  const grads = layout.shapes.map((_, v) => {
+    const lo = layout.offsets[v], hi = v + 1 < layout.offsets.length ? layout.offsets[v + 1] : layout.total;
+    const out = new Float32Array(hi - lo);
+    for (let i = lo; i < hi; i++) { const m = acc[i] / nImages; out[i - lo] = m; sq += m * m; }
+    return out;
+  });
+  const total = totalSum / nImages;
+  const gradNorm = skipped ? NaN : Math.sqrt(sq);
+  skipped ||= !Number.isFinite(gradNorm) || !Number.isFinite(total);
+  return { grads, stats: { total, terms, counts, nImages, gradNorm, clipped: false, skipped } };
+}
+
+/**
+ * The update of train.ts's trainStep on an already averaged gradient: clip to global norm ctx.clipNorm, add L2 weight
+ * decay after clipping, apply with ctx.optimizer (keys: variable names, in model.variables order). Skips the
+ * update on a non-finite loss or gradient, as trainStep does.
+ */
+export function applyAveraged(ctx: StepContext, grads: Float32Array[], stats: StepStats): StepStats {
+  const clipped = stats.gradNorm > ctx.clipNorm;
+  if (stats.skipped) return { ...stats, clipped: false };
+  const scale = clipped ? ctx.clipNorm / stats.gradNorm : 1;
+  const update: tf.NamedTensorMap = {};
+  ctx.model.variables.forEach((v, i) => {
+    update[v.name] = tf.tidy(() => {
+      let g: tf.Tensor = tf.tensor(grads[i], v.shape, 'float32');
+      if (scale !== 1) g = tf.mul(g, scale);
+      if (ctx.weightDecay > 0) g = tf.add(g, tf.mul(v, ctx.weightDecay));
+      return g;
+    });
+  });
+  ctx.optimizer.applyGradients(update);
+  tf.dispose(Object.values(update));
+  return { ...stats, clipped };
+}
+
+/** Reads a step's weights into `model`'s variables (worker side). */
+export function loadFlatWeights(variables: readonly tf.Variable[], layout: ParamLayout, flat: Float32Array): void {
+  variables.forEach((v, i) => {
+    const t = tf.tensor(flat.subarray(layout.offsets[i], layout.offsets[i] + v.size), v.shape, 'float32');
+    v.assign(t);
+    t.dispose();
+  });
+}
+
