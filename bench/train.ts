@@ -65,7 +65,8 @@ interface StepTiming { name: string; method: string; imagesPerStep: number; msPe
 
 function timeSteps(name: string, method: string, batch: TrainBatch): StepTiming {
   const model = createModel(presetConfig(MODEL, K), 0);
-  const optimizer = makeOptimizer({ optimizer: 'adam', lr: 1e-3, momentum: 0.9 });
+  // SGD-momentum, as bench/torch_step.py, so the two CE steps do the same work
+  const optimizer = makeOptimizer({ optimizer: 'sgd', lr: 0.01, momentum: 0.9 });
   const ctx = { model, optimizer, method: parseMethod(method), cfLoss: 'logp' as const, numClasses: K, clipNorm: 1, weightDecay: 0 };
   let images = 0;
   for (let s = 0; s < WARMUP; s++) trainStep(ctx, batch, s);
