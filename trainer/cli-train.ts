@@ -42,11 +42,11 @@ export function trainCommand(): Command {
     .option('--size <px>', 'crop side S; train resizes to S+S/8 then crops, eval resizes to S (preset default)', int('--size'))
     .option('--patience <n>', 'early stopping: epochs without a better val metric, 0 = off (preset default)', int('--patience'))
     .addOption(new Option('--val-metric <m>', 'model-selection metric on the validation split (preset default: acc; CCT auc)').choices(['acc', 'worst-group', 'auc']))
-    .option('--clip-norm <x>', 'global gradient-norm clip', num('--clip-norm'))
+    .option('--clip-norm <x>', 'global gradient-norm clip (preset default: 1.0, paper Table 8)', num('--clip-norm'))
     .addOption(new Option('--cf-loss <kind>', 'loss of CF images: logp = -log(1-p_y) (paper), uniform = KL(U||p), uniform-except-y').default('logp'))
     .option('--init <dir>', 'start from these weights (a checkpoint folder, e.g. runs/<id>/best or converted BiT); the head is skipped if its class count differs')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS as unknown as string[]).default('auto'))
-    .option('--threads <n>', 'wasm threads (default: the machine\'s cores)', int('--threads'))
+    .option('--threads <n>', 'backend threads: tfjs-node intra-op threads (wasm under Node runs one thread; see docs/backend.md)', int('--threads'))
     .option('--run-id <id>', 'run folder name under --runs-root (default <dataset>-<method>-s<seed>)')
     .option('--runs-root <dir>', 'where runs live (env CFGEN_RUNS_ROOT)', process.env.CFGEN_RUNS_ROOT ?? join(REPO_ROOT, 'runs'))
     .option('--corpora-root <dir>', 'where datasets\' manifests and corpora live (env CFGEN_CORPORA_ROOT)', process.env.CFGEN_CORPORA_ROOT ?? join(REPO_ROOT, 'corpora'))
@@ -83,7 +83,7 @@ export function evalCommand(): Command {
     .option('--aupr-images <n>', 'images per saliency-AUPR subset (0 = skip)', int('--aupr-images'), EVAL_DEFAULTS.auprImages)
     .option('--eg-samples <n>', 'expected-gradients draws per image (0 = input gradient only)', int('--eg-samples'), EVAL_DEFAULTS.egSamples)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS as unknown as string[]).default('auto'))
-    .option('--threads <n>', 'wasm threads', int('--threads'))
+    .option('--threads <n>', 'backend threads (tfjs-node intra-op; wasm under Node runs one thread)', int('--threads'))
     .option('--concurrency <n>', 'parallel image decodes', int('--concurrency'), 8)
     .action(async (o) => {
       const { initBackend } = await import('./backend.ts');

@@ -73,7 +73,7 @@ export const TABLE8: Record<'in9' | 'waterbirds' | 'cct', TrainPreset> = {
 export const SYNTHETIC: TrainPreset = {
   name: 'synthetic-cpu',
   source: 'CPU preset for synth-* datasets (ours, NOT the paper\'s Table 8)',
-  warning: 'THIS IS A CPU-SIZED PRESET FOR SYNTHETIC DATA (small model, 64 px, from scratch, Adam, few epochs), NOT THE PAPER\'S TABLE 8 RECIPE',
+  warning: 'THIS IS A CPU-SIZED PRESET FOR SYNTHETIC DATA (small model, low resolution, from scratch with Adam, few epochs), NOT THE PAPER\'S TABLE 8 RECIPE',
   model: 'small', size: 64, epochs: 8, batch: 32, optimizer: 'adam', lr: 2e-3, momentum: 0.9, weightDecay: 0,
   schedule: { kind: 'cosine' }, clipNorm: 1, patience: 0, valMetric: 'acc',
 };
@@ -87,7 +87,7 @@ export function presetFor(dataset: string, adapter: string): TrainPreset {
   if (t) return { ...t, schedule: structuredClone(t.schedule) };
   return {
     ...SYNTHETIC, name: 'folder-cpu', source: `no paper recipe for adapter "${adapter}": the CPU preset (ours)`,
-    warning: `NO PAPER RECIPE FOR ADAPTER "${adapter.toUpperCase()}": USING THE CPU PRESET (small model, 64 px, Adam)`,
+    warning: `NO PAPER RECIPE FOR ADAPTER "${adapter.toUpperCase()}": USING THE CPU PRESET FOR SYNTHETIC DATA (small model, low resolution, Adam), NOT THE PAPER'S TABLE 8 RECIPE`,
     schedule: { ...SYNTHETIC.schedule },
   };
 }
