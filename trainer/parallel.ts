@@ -270,10 +270,11 @@ export async function startParallelStep(opts: ParallelStepOptions): Promise<Para
   const mainGrads = onMain ? new Float32Array(layout.total) : null;
 
   const publishWeights = (ctx: StepContext): void => {
-    ctx.model.variables.forEach((v, i) => {
-      if (v.size !== (i + 1 < layout.offsets.length ? layout.offsets[i + 1] : layout.total) - layout.offsets[i]) {
-        throw new Error(`parallel: variable ${v.name} does not match the workers' model (${opts.model.name})`);
-      }
+    const vars = ctx.model.variables;
+    const mismatch = vars.length !== layout.shapes.length ? `${vars.length} variables, not ${layout.shapes.length}`
+      : vars.map((v, i) => (v.shape.join() === layout.shapes[i].join() ? null : `${v.name} is [${v.shape}], not [${layout.shapes[i]}]`)).find((m) => m);
+    if (mismatch) throw new Error(`parallel: the model does not match the workers' model (${opts.model.name}): ${mismatch}`);
+    vars.forEach((v, i) => {
       weights.set(v.dataSync() as Float32Array, layout.offsets[i]);
     });
     version++;
