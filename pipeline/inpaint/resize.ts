@@ -83,27 +83,47 @@ export function resizeLinearWindow(
   if (r1 <= r0 || win.x1 <= win.x0) return out;
   // Horizontal pass over those rows and the window's columns: mid[(y − r0) · outW + ox].
   const mid = new Float32Array((r1 - r0) * outW * C);
+  const tw = tx.weights, ts = tx.start, tc = tx.count, tm = tx.maxTaps;
   for (let y = r0; y < r1; y++) {
     const rowIn = y * width * C;
     const rowMid = (y - r0) * outW * C;
+    if (C === 3) {
+      // The common case, unrolled: about 3× faster than the generic loop in V8.
+      for (let ox = win.x0; ox < win.x1; ox++) {
+        const n = tc[ox], wo = ox * tm;
+        let a0 = 0, a1 = 0, a2 = 0;
+        for (let k = 0, i = rowIn + ts[ox] * 3; k < n; k++, i += 3) {
+          const w = tw[wo + k];
+          a0 += w * src[i];
+          a1 += w * src[i + 1];
+          a2 += w * src[i + 2];
+        }
+        const o = rowMid + ox * 3;
+        mid[o] = a0;
+        mid[o + 1] = a1;
+        mid[o + 2] = a2;
+      }
+      continue;
+    }
     for (let ox = win.x0; ox < win.x1; ox++) {
-      const s = tx.start[ox], n = tx.count[ox], wo = ox * tx.maxTaps;
+      const s = ts[ox], n = tc[ox], wo = ox * tm;
       for (let c = 0; c < C; c++) {
         let acc = 0;
-        for (let k = 0, i = rowIn + s * C + c; k < n; k++, i += C) acc += tx.weights[wo + k] * src[i];
+        for (let k = 0, i = rowIn + s * C + c; k < n; k++, i += C) acc += tw[wo + k] * src[i];
         mid[rowMid + ox * C + c] = acc;
       }
     }
   }
-  // Vertical pass.
+  // Vertical pass, tap by tap over contiguous rows.
   const rowLen = outW * C;
+  const xa = win.x0 * C, xb = win.x1 * C;
   for (let oy = win.y0; oy < win.y1; oy++) {
     const s = ty.start[oy] - r0, n = ty.count[oy], wo = oy * ty.maxTaps;
     const o = oy * rowLen;
-    for (let x = win.x0 * C; x < win.x1 * C; x++) {
-      let acc = 0;
-      for (let k = 0; k < n; k++) acc += ty.weights[wo + k] * mid[(s + k) * rowLen + x];
-      out[o + x] = acc;
+    for (let k = 0; k < n; k++) {
+      const w = ty.weights[wo + k];
+      const m = (s + k) * rowLen;
+      for (let x = xa; x < xb; x++) out[o + x] += w * mid[m + x];
     }
   }
   return out;
