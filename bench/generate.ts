@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ManifestWriter, TOOL_VERSION, rngFor, writeFileAtomic, type SourceRow } from '../manifests/index.ts';
+import { loadSegMask } from '../manifests/masks.ts';
 import { DEFAULT_METHODS } from '../pipeline/infills/index.ts';
 import { GENERATE_DEFAULTS, runGenerate } from '../pipeline/generate.ts';
 import { createProgress } from '../pipeline/generate-progress.ts';
@@ -26,6 +27,14 @@ const METHODS = arg('methods', DEFAULT_METHODS.join(',')).split(',');
 const WORKERS = arg('workers', '1,2').split(',').map(Number);
 
 /** A smooth gradient + texture background and an elliptical object: compresses like a photo, not like noise. */
+function rowOf(i: number): SourceRow {
+  return {
+    id: `bench/${i}`, split: 'train', label: i % 2, class_name: i % 2 ? 'b' : 'a', path: `images/${i}.jpg`, mask_path: `masks/${i}.png`,
+    mask_format: 'png-nonzero', boxes: null, group: null, place: null, location: null, variant: null, width: SIZE, height: SIZE,
+    status: 'ok', error: null,
+  };
+}
+
 async function makeDataset(dir: string): Promise<{ root: string; sourceDir: string }> {
   const root = join(dir, 'data');
   await mkdir(join(root, 'images'), { recursive: true });
@@ -50,11 +59,7 @@ async function makeDataset(dir: string): Promise<{ root: string; sourceDir: stri
     }
     await writeFile(join(root, 'images', `${i}.jpg`), await sharp(img, { raw: { width: SIZE, height: SIZE, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
     await writeFile(join(root, 'masks', `${i}.png`), await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toBuffer());
-    rows.push({
-      id: `bench/${i}`, split: 'train', label, class_name: label ? 'b' : 'a', path: `images/${i}.jpg`, mask_path: `masks/${i}.png`,
-      mask_format: 'png-nonzero', boxes: null, group: null, place: null, location: null, variant: null, width: SIZE, height: SIZE,
-      status: 'ok', error: null,
-    });
+    rows.push(rowOf(i));
   }
   const sourceDir = join(dir, 'corpora', 'bench', 'source');
   const w = new ManifestWriter(sourceDir, 'source', {
@@ -65,14 +70,20 @@ async function makeDataset(dir: string): Promise<{ root: string; sourceDir: stri
   return { root, sourceDir };
 }
 
-/** Bare sharp: read, decode to raw RGB, encode PNG (the pipeline's settings), write atomically. */
-async function baseline(root: string, out: string, inflight: number): Promise<Measure> {
+/**
+ * Bare sharp: read, decode to raw RGB, encode PNG (the pipeline's settings), write atomically. With `withMask`, also
+ * decode the image's mask the way the pipeline must (loadSegMask): the unavoidable input cost beyond bare sharp.
+ */
+async function baseline(root: string, out: string, inflight: number, withMask = false): Promise<Measure> {
   await rm(out, { recursive: true, force: true });
   const limit = pLimit(inflight);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: N }, (_, i) => limit(async () => {
-    const { data, info } = await sharp(await readFile(join(root, 'images', `${i}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const [{ data, info }] = await Promise.all([
+      sharp(await readFile(join(root, 'images', `${i}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }),
+      withMask ? loadSegMask(root, rowOf(i)) : null,
+    ]);
     const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
     await writeFileAtomic(join(out, `${i}.png`), png);
   })));
@@ -92,7 +103,12 @@ async function main(): Promise<void> {
   const { root, sourceDir } = await makeDataset(dir);
   const base: Record<number, Measure> = {};
   // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers images at a time
-  for (const w of WORKERS) { await baseline(root, join(dir, 'warm'), PER_WORKER * w); base[w] = await baseline(root, join(dir, 'base'), PER_WORKER * w); }
+  const withMask: Record<number, Measure> = {};
+  for (const w of WORKERS) {
+    await baseline(root, join(dir, 'warm'), PER_WORKER * w);
+    base[w] = await baseline(root, join(dir, 'base'), PER_WORKER * w);
+    withMask[w] = await baseline(root, join(dir, 'base'), PER_WORKER * w, true);
+  }
   const speed: Record<string, Record<number, Measure>> = {};
   const fmt = (m: Measure, b: Measure) => [m.rate.toFixed(1), (m.rate / b.rate).toFixed(2), m.cpuMs.toFixed(2), (b.cpuMs / m.cpuMs).toFixed(2)];
   const lines: string[][] = [];
@@ -124,7 +140,8 @@ async function main(): Promise<void> {
   }
   lines.push([`all ${METHODS.length} in one run`, ...WORKERS.flatMap((w) => fmt(together[w], base[w])), WORKERS.length > 1 ? (together[WORKERS[1]].rate / together[WORKERS[0]].rate).toFixed(2) : '-']);
   const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : ''];
-  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), WORKERS.length > 1 ? (base[WORKERS[1]].rate / base[WORKERS[0]].rate).toFixed(2) : '-']);
+  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), WORKERS.length > 1 ? (base[WORKERS[1]].rate / base[WORKERS[0]].rate).toFixed(2) : '-'],
+    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), WORKERS.length > 1 ? (withMask[WORKERS[1]].rate / withMask[WORKERS[0]].rate).toFixed(2) : '-']);
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, load average ${loadavg()[0].toFixed(1)}\n`);
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
