@@ -65,7 +65,7 @@ describe('presets and shapes', () => {
     expect(y.shape).toEqual([1, 7]);
     expect(vals(y).every(Number.isFinite)).toBe(true);
     m.dispose();
-  });
+  }, 600_000);
 
   it('flops match a hand count', () => {
     // tiny at 16 px, K = 5 (2 × multiply-adds):
