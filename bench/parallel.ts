@@ -1,0 +1,136 @@
+/**
+ * Data-parallel step benchmark (docs/parallel.md): step time of one process (train.ts's trainStep) against the
+ * data-parallel step of trainer/parallel.ts (this thread + N−1 workers, and optionally N workers with this thread
+ * only summing), same run, steps interleaved so that a change in machine load hits every variant alike.
+ *
+ * Besides wall time it reports the CPU time of the whole process per step (all threads) and cores used
+ * (CPU / wall): on a machine shared with other jobs the wall-time speed-up is bounded by the CPU share the scheduler
+ * grants, and cores-used says how much of the second core the step actually got. The load average is printed
+ * before and after; read the speed-up against it.
+ *
+ * usage: npx tsx bench/parallel.ts [--backend wasm] [--model small] [--size 64] [--batch 32] [--threads 2]
+ *          [--steps 5] [--warmup 1] [--methods orig,sal] [--workers-only]
+ */
+import { loadavg, cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rngFor, writeJsonAtomic } from '../manifests/index.ts';
+import { initBackend, type BackendChoice } from '../trainer/backend.ts';
+import { ROLE, type TrainBatch } from '../trainer/data.ts';
+import { parseMethod } from '../trainer/method.ts';
+import { createModel, presetConfig, type PresetName } from '../trainer/model.ts';
+import { startParallelStep, type ParallelStep } from '../trainer/parallel.ts';
+import { makeOptimizer, trainStep, type StepContext, type StepStats } from '../trainer/train.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+
+const BACKEND = arg('backend', 'wasm') as BackendChoice;
+const MODEL = arg('model', 'small') as PresetName;
+const S = Number(arg('size', '64'));
+const B = Number(arg('batch', '32'));
+const THREADS = Number(arg('threads', '2'));
+const STEPS = Number(arg('steps', '5'));
+const WARMUP = Number(arg('warmup', '1'));
+const METHODS = arg('methods', 'orig,sal').split(',');
+const WORKERS_ONLY = process.argv.includes('--workers-only');
+const K = 2;
+
+/** B originals with a square object each, plus a CF and an F image per original when the method reads corpora. */
+function syntheticBatch(withGenerated: boolean): TrainBatch {
+  const rng = rngFor('bench-parallel', withGenerated ? 1 : 0);
+  const nOrig = B, n = withGenerated ? 3 * B : B;
+  const x = new Float32Array(n * S * S * 3);
+  for (let i = 0; i < x.length; i++) x[i] = 2 * rng.next() - 1;
+  const objMask = new Float32Array(nOrig * S * S);
+  for (let i = 0; i < nOrig; i++) {
+    const x0 = rng.int(S / 2), y0 = rng.int(S / 2);
+    for (let y = y0; y < y0 + S / 3; y++) for (let xx = x0; xx < x0 + S / 3; xx++) objMask[i * S * S + y * S + xx] = 1;
+  }
+  const role = new Uint8Array(n), parent = new Int32Array(n), term = new Int16Array(n).fill(-1), labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = i % B;
+    role[i] = i < B ? ROLE.orig : i < 2 * B ? ROLE.cf : ROLE.f;
+    parent[i] = g;
+    term[i] = i < B ? -1 : i < 2 * B ? 0 : 1;
+    labels[i] = g % K;
+  }
+  return { size: S, nOrig, n, x, labels, role, parent, term, ids: Array.from({ length: n }, (_, i) => `b${i}`), objMask, maskUsable: new Uint8Array(nOrig).fill(1) };
+}
+
+/** A fresh copy: the parallel step transfers (detaches) the shard arrays it sends. */
+function copyBatch(b: TrainBatch): TrainBatch {
+  return { ...b, x: b.x.slice(), labels: b.labels.slice(), role: b.role.slice(), parent: b.parent.slice(), term: b.term.slice(), ids: [...b.ids], objMask: b.objMask?.slice() ?? null, maskUsable: b.maskUsable.slice() };
+}
+
+interface Variant {
+  name: string;
+  run: (ctx: StepContext, batch: TrainBatch, seed: number) => Promise<StepStats>;
+  ctx: StepContext;
+  wallMs: number[];
+  cpuMs: number[];
+}
+
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+async function main(): Promise<void> {
+  const backend = await initBackend({ backend: BACKEND, log: (l) => process.stderr.write(`${l}\n`) });
+  const cfg = presetConfig(MODEL, K);
+  const load0 = loadavg();
+  console.log(`backend: ${backend.name} (${backend.reason}); ${cpus().length} CPUs; load average ${load0.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`model ${MODEL} @ ${S} px, batch ${B} originals; ${STEPS} timed steps after ${WARMUP} warm-up, variants interleaved per step`);
+
+  const t0 = performance.now();
+  const pools: { name: string; pool: ParallelStep }[] = [];
+  pools.push({ name: `${THREADS} threads (main + ${THREADS - 1} worker${THREADS > 2 ? 's' : ''})`, pool: await startParallelStep({ threads: THREADS, model: cfg, backend: backend.name as BackendChoice }) });
+  if (WORKERS_ONLY) pools.push({ name: `${THREADS} workers (main sums)`, pool: await startParallelStep({ threads: THREADS, model: cfg, backend: backend.name as BackendChoice, computeOnMain: false }) });
+  console.log(`workers started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const results: Record<string, unknown>[] = [];
+  for (const spec of METHODS) {
+    const method = parseMethod(spec);
+    const batch = syntheticBatch(method.cf.length + method.f.length > 0);
+    const ctxFor = (): StepContext => ({
+      model: createModel(cfg, 0), optimizer: makeOptimizer({ optimizer: 'sgd', lr: 0.01, momentum: 0.9 }), method, cfLoss: 'logp', numClasses: K, clipNorm: 1, weightDecay: 0,
+    });
+    const variants: Variant[] = [
+      { name: '1 process (trainStep)', run: async (c, b, s) => trainStep(c, b, s), ctx: ctxFor(), wallMs: [], cpuMs: [] },
+      ...pools.map(({ name, pool }) => ({ name, run: pool.step.bind(pool), ctx: ctxFor(), wallMs: [] as number[], cpuMs: [] as number[] })),
+    ];
+    for (let s = 0; s < WARMUP + STEPS; s++) {
+      for (const v of variants) {
+        const b = copyBatch(batch);
+        const c0 = process.cpuUsage();
+        const w0 = performance.now();
+        await v.run(v.ctx, b, 100 + s);
+        const wall = performance.now() - w0;
+        const cpu = process.cpuUsage(c0);
+        if (s >= WARMUP) { v.wallMs.push(wall); v.cpuMs.push((cpu.user + cpu.system) / 1000); }
+      }
+    }
+    const base = median(variants[0].wallMs);
+    console.log(`\n${method.canonical} (${batch.n} images/step)`);
+    console.log('variant                              ms/step (median)   min ms   CPU ms/step   cores used   speed-up');
+    for (const v of variants) {
+      const wall = median(v.wallMs), cpu = median(v.cpuMs);
+      const cores = v.cpuMs.reduce((a, c) => a + c, 0) / v.wallMs.reduce((a, w) => a + w, 0);
+      console.log(`${v.name.padEnd(36)} ${wall.toFixed(0).padStart(16)} ${Math.min(...v.wallMs).toFixed(0).padStart(8)} ${cpu.toFixed(0).padStart(13)} ${cores.toFixed(2).padStart(12)} ${(base / wall).toFixed(2).padStart(9)}x`);
+      results.push({ method: method.canonical, images: batch.n, variant: v.name, ms_per_step: v.wallMs, cpu_ms_per_step: v.cpuMs, median_ms: wall, cores_used: cores, speedup: base / wall });
+      v.ctx.model.dispose();
+      v.ctx.optimizer.dispose();
+    }
+  }
+  const load1 = loadavg();
+  console.log(`\nload average after: ${load1.map((l) => l.toFixed(2)).join(' ')} (on ${cpus().length} CPUs; above ~${cpus().length} other jobs compete for the cores and the speed-up is not the quiet-machine figure)`);
+  await Promise.all(pools.map((p) => p.pool.close()));
+  await writeJsonAtomic(join(ROOT, '.bench', 'parallel.json'), {
+    backend, model: MODEL, size: S, batch: B, threads: THREADS, steps: STEPS, load_before: load0, load_after: load1, results, time: new Date().toISOString(),
+  });
+  console.log('wrote .bench/parallel.json');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
