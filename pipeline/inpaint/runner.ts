@@ -77,7 +77,7 @@ export class OnnxInpainter {
     } catch (e) {
       const msg = (e as Error).message;
       if (device === 'cuda' && /cuda|shared library|providers/i.test(msg)) throw cudaNotInstalledError(msg);
-      throw new UserError(`onnxruntime cannot load the model: ${msg}`, { file: modelPath, fix: 'check that the file is an ONNX model (opset ≤ 21) and not truncated' });
+      throw new UserError(`onnxruntime cannot load the model: ${msg}`, { file: modelPath, fix: 'check that the file is a complete ONNX model (re-export or re-download it)' });
     }
     try {
       checkCardAgainstModel(card, cardPath, session.inputs, session.outputs);
