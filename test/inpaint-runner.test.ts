@@ -300,3 +300,18 @@ describe('--device cuda without the CUDA execution provider', () => {
     expect(() => assertCudaProviderInstalled(bin)).not.toThrow();
   });
 });
+
+describe('the committed default model', () => {
+  it('models/cagan.card.json validates against models/cagan.onnx and inpaints a 64 px image', async () => {
+    const r = await OnnxInpainter.load(join(process.cwd(), 'models', 'cagan.card.json'));
+    opened.push(r);
+    expect(r.card).toMatchObject({ layout: 'separate-nchw', size: { fixed: [64, 64] }, valueRange: [-1, 1] });
+    const img = randomImage(64, 64, 'committed');
+    const hole = rectMask(64, 64, 10, 20, 40, 44);
+    const [out] = await r.inpaint([img], [hole]);
+    expectOutsideUntouched(img, hole, out);
+    let changed = 0;
+    hole.data.forEach((v, p) => { if (v && out.data[p * 3] !== img.data[p * 3]) changed++; });
+    expect(changed).toBeGreaterThan(600); // of 720 hole pixels: random source pixels are not reproduced
+  });
+});
