@@ -47,9 +47,10 @@ export function inpainterCommand(): Command {
   const d = TRAIN_DEFAULTS;
   return new Command('inpainter')
     .description(
-      'Train our small CAGAN-style inpainter on the dataset\'s own backgrounds (random rectangular holes placed where there is no object),\n' +
-      'export it to ONNX and write its model card, so that `generate --methods cf-cagan` runs offline. The default run takes a few\n' +
-      'minutes on 2 CPU cores (wasm backend). See docs/inpaint.md.')
+      'Train our small CAGAN-style inpainter on the dataset\'s own backgrounds (random rectangular holes placed where there is no ' +
+      'object), export it to ONNX and write its model card, so that `generate --methods cf-cagan` runs offline. The default run ' +
+      'needs about 5 minutes of one CPU core (wasm backend, single-threaded; longer on a busy machine). Needs the dataset\'s source ' +
+      'manifest (`make dataset DATASET=<name>`). See docs/inpaint.md.')
     .option('--dataset <name>', 'dataset whose source manifest (corpora/<name>/source) supplies the images', 'synth-waterbirds')
     .option('--source <dir>', 'source manifest folder (default: <corpora>/<dataset>/source)')
     .option('--root <dir>', 'dataset root folder (default: the manifest\'s metadata.config.root)')
