@@ -5,4 +5,5 @@ export * from './errors.ts';
 export * from './io.ts';
 export * from './rng.ts';
 export * from './version.ts';
-export * from "./pixels.ts";
+export * from './pixels.ts';
+export * from './masks.ts';

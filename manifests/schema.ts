@@ -53,7 +53,7 @@ export const CORPUS_COLUMNS = [
   { name: 'method', type: 'utf8', nullable: false, doc: 'infill method: grey | random | shuffle | tile | cagan | mixed-rand ...' },
   { name: 'params', type: 'utf8', nullable: false, doc: 'the method parameters, as canonical JSON' },
   { name: 'variant', type: 'int32', nullable: false, doc: 'draw index k in [0, VARIANTS)' },
-  { name: 'seed', type: 'int32', nullable: false, doc: 'run seed; the item rng is rngFor(seed, source_id, method, variant)' },
+  { name: 'seed', type: 'int32', nullable: false, doc: 'run seed; the item rng is rngFor(seed, source_id, <full method name, e.g. cf-random>, variant)' },
   { name: 'mask_kind', type: 'utf8', nullable: false, doc: 'box | seg: which mask the infill used' },
   { name: 'sha256', type: 'utf8', nullable: true, doc: 'SHA-256 of the generated file bytes' },
   { name: 'width', type: 'int32', nullable: false, doc: 'generated image width' },
