@@ -109,6 +109,11 @@ async function decodePixels(file: string): Promise<{ width: number; height: numb
 export async function decodePngNonzero(file: string): Promise<Mask> {
   const px = await decodePixels(file);
   const m = newMask(px.width, px.height);
+  if (px.channels === 1) {
+    // the common CUB case: one grey channel; a single tight pass (this runs once per generated image)
+    for (let i = 0; i < m.data.length; i++) m.data[i] = px.data[i] ? 1 : 0;
+    return m;
+  }
   const colour = px.hasAlpha ? px.channels - 1 : px.channels;
   for (let i = 0, p = 0; i < m.data.length; i++, p += px.channels) {
     let on = 0;
