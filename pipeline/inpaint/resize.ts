@@ -162,20 +162,23 @@ export function resizeMaskAny(src: Uint8Array, width: number, height: number, ou
 /** Grow a 0/1 mask by r pixels in every direction (square neighbourhood). */
 export function dilateMask(src: Uint8Array, width: number, height: number, r: number): Uint8Array {
   if (r <= 0) return src.slice();
-  // Separable max filter: rows, then columns.
-  const rows = new Uint8Array(src.length);
-  for (let y = 0; y < height; y++) {
-    let last = -Infinity; // last hole column seen
-    for (let x = 0; x < width; x++) if (src[y * width + x]) last = x, rows[y * width + x] = 1; else if (x - last <= r) rows[y * width + x] = 1;
-    last = Infinity;
-    for (let x = width - 1; x >= 0; x--) if (src[y * width + x]) last = x; else if (last - x <= r) rows[y * width + x] = 1;
-  }
-  const out = new Uint8Array(src.length);
-  for (let x = 0; x < width; x++) {
-    let last = -Infinity;
-    for (let y = 0; y < height; y++) if (rows[y * width + x]) last = y, out[y * width + x] = 1; else if (y - last <= r) out[y * width + x] = 1;
-    last = Infinity;
-    for (let y = height - 1; y >= 0; y--) if (rows[y * width + x]) last = y; else if (last - y <= r) out[y * width + x] = 1;
-  }
-  return out;
+  // Separable max filter: a pixel is set when a set pixel lies within r along the row, then along the column.
+  const pass = (inp: Uint8Array, n: number, lines: number, at: (line: number, i: number) => number): Uint8Array => {
+    const out = new Uint8Array(inp.length);
+    for (let l = 0; l < lines; l++) {
+      let last = -Infinity; // index of the last set pixel seen, scanning forward
+      for (let i = 0; i < n; i++) {
+        if (inp[at(l, i)]) last = i;
+        if (i - last <= r) out[at(l, i)] = 1;
+      }
+      last = Infinity; // scanning backward
+      for (let i = n - 1; i >= 0; i--) {
+        if (inp[at(l, i)]) last = i;
+        if (last - i <= r) out[at(l, i)] = 1;
+      }
+    }
+    return out;
+  };
+  const rows = pass(src, width, height, (y, x) => y * width + x);
+  return pass(rows, height, width, (x, y) => y * width + x);
 }
