@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { UserError } from '../manifests/errors.ts';
 import { rngFor } from '../manifests/rng.ts';
 import type { BackendChoice } from './backend.ts';
 import type { TrainBatch } from './data.ts';
@@ -206,6 +207,11 @@ export interface ParallelStep {
  */
 export async function startParallelStep(opts: ParallelStepOptions): Promise<ParallelStep> {
   const threads = Math.max(1, Math.floor(opts.threads));
+  if (threads > 1 && (opts.backend === 'tensorflow' || opts.backend === 'tensorflow-gpu')) {
+    throw new UserError(`--workers ${threads} is for the wasm and cpu backends: tfjs-node (libtensorflow) already uses every core in one process`, {
+      fix: 'drop --workers (or pass --workers 1) with --backend tensorflow / tensorflow-gpu; set --threads for its intra-op thread count',
+    });
+  }
   const onMain = opts.computeOnMain ?? true;
   const layout = paramLayout(opts.model);
   const nWorkers = threads === 1 && onMain ? 0 : onMain ? threads - 1 : threads;
@@ -301,11 +307,19 @@ export async function startParallelStep(opts: ParallelStepOptions): Promise<Para
     if (shards.length > (onMain ? 1 : 0)) publishWeights(ctx);
     // fresh copies for transfer: shardBatch returns the batch itself when it does not split
     const remote = shards.map((sh, k) => (k === mainShard ? null : runOnWorker(slots[onMain ? k - 1 : k], sh === batch ? sliceBatch(batch, 0, batch.nOrig) : sh, loss, shardSeed(stepSeed, k))));
+    // settle every worker before returning or throwing, so that no shard is still running when the next step starts
+    const settled = Promise.allSettled(remote.filter((p): p is Promise<ShardResult> => p !== null));
     const results: { r: ShardResult; g: Float32Array }[] = [];
-    if (onMain) results.push({ r: shardGradient(ctx.model, loss, shards[0], shardSeed(stepSeed, 0), layout, mainGrads!), g: mainGrads! });
-    for (let k = onMain ? 1 : 0; k < shards.length; k++) {
-      const r = await remote[k]!;
-      results.push({ r, g: slots[onMain ? k - 1 : k].grads });
+    try {
+      if (onMain) results.push({ r: shardGradient(ctx.model, loss, shards[0], shardSeed(stepSeed, 0), layout, mainGrads!), g: mainGrads! });
+    } catch (e) {
+      await settled;
+      throw e;
+    }
+    const fromWorkers = await settled;
+    for (const [j, o] of fromWorkers.entries()) {
+      if (o.status === 'rejected') throw o.reason;
+      results.push({ r: o.value, g: slots[j].grads });
     }
     return combine(results, layout);
   };
