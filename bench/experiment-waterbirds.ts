@@ -7,8 +7,8 @@
  * Runs are child processes of `cfgen train` (resumable: rerunning skips finished runs), `--parallel` at a time;
  * the wasm backend is single-threaded under Node, so 2 parallel runs use both cores of a 2-core machine.
  *
- * usage: npx tsx bench/experiment-waterbirds.ts [--seeds 0,1,2] [--epochs 6] [--parallel 2] [--size 64]
- *          [--model small] [--methods orig,f-random,cf-tile,cf-tile+f-random+sal] [--dataset synth-waterbirds]
+ * usage: npx tsx bench/experiment-waterbirds.ts [--seeds 0,1,2] [--epochs N] [--parallel 2] [--size S]
+ *          [--model small] [--methods orig,f-random,cf-tile,cf-tile+f-random+sal@10] [--dataset synth-waterbirds]
  *          [--runs-root runs] [--corpora-root corpora] [--fresh] [--extra "--lr 0.002"]
  */
 import { spawn } from 'node:child_process';
@@ -30,11 +30,11 @@ const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
 const DATASET = arg('dataset', 'synth-waterbirds');
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
-const EPOCHS = arg('epochs', '6');
+const EPOCHS = arg('epochs', ''); // '' = the dataset's preset
 const PARALLEL = Math.max(1, Number(arg('parallel', '2')));
 const SIZE = arg('size', '');
 const MODEL = arg('model', '');
-const METHODS = arg('methods', 'orig,f-random,cf-tile,cf-tile+f-random+sal').split(',');
+const METHODS = arg('methods', 'orig,f-random,cf-tile,cf-tile+f-random+sal@10').split(',');
 const RUNS_ROOT = resolve(arg('runs-root', join(ROOT, 'runs')));
 const CORPORA_ROOT = resolve(arg('corpora-root', join(ROOT, 'corpora')));
 const EXTRA = arg('extra', '').split(/\s+/).filter(Boolean);
@@ -73,15 +73,18 @@ async function main(): Promise<void> {
 
   const jobs: Job[] = [];
   for (const seed of SEEDS) for (const m of methods) jobs.push({ method: m.canonical, seed, runId: `exp-${DATASET}-${methodSlug(m)}-s${seed}` });
+  // Longest runs first, so the parallel workers finish together.
+  const cost = (spec: string): number => { const m = parseMethod(spec); return 1 + m.corpora.length + (m.sal ? 2 : 0) + (m.fgsm ? 1 : 0); };
+  jobs.sort((a, b) => cost(b.method) - cost(a.method) || a.seed - b.seed);
   const outDir = join(RUNS_ROOT, `experiment-${DATASET}`);
   await mkdir(outDir, { recursive: true });
-  log(`${jobs.length} runs (${METHODS.length} methods × ${SEEDS.length} seeds), ${PARALLEL} at a time, ${EPOCHS} epochs; logs in ${outDir}/`);
+  log(`${jobs.length} runs (${METHODS.length} methods × ${SEEDS.length} seeds), ${PARALLEL} at a time, ${EPOCHS || 'preset'} epochs; logs in ${outDir}/`);
   let next = 0;
   const failed: string[] = [];
   const worker = async (): Promise<void> => {
     while (next < jobs.length) {
       const j = jobs[next++];
-      const args = ['tsx', 'cfgen.ts', 'train', '--method', j.method, '--dataset', DATASET, '--seed', String(j.seed), '--epochs', EPOCHS,
+      const args = ['tsx', 'cfgen.ts', 'train', '--method', j.method, '--dataset', DATASET, '--seed', String(j.seed), ...(EPOCHS ? ['--epochs', EPOCHS] : []),
         '--run-id', j.runId, '--runs-root', RUNS_ROOT, '--corpora-root', CORPORA_ROOT, '--backend', 'wasm', '--concurrency', '4',
         '--aupr-images', '100', '--eg-samples', '8', ...(SIZE ? ['--size', SIZE] : []), ...(MODEL ? ['--model', MODEL] : []),
         ...(flag('fresh') ? ['--fresh'] : []), ...EXTRA];
@@ -121,7 +124,7 @@ async function main(): Promise<void> {
   const lines = [
     `# ${DATASET}: mean ± std over seeds ${SEEDS.join(', ')} (test accuracy %, best-validation checkpoint)`,
     '',
-    `epochs ${EPOCHS}${SIZE ? `, size ${SIZE}` : ''}${MODEL ? `, model ${MODEL}` : ''}${EXTRA.length ? `, ${EXTRA.join(' ')}` : ''}; wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+    `epochs ${EPOCHS || 'preset'}${SIZE ? `, size ${SIZE}` : ''}${MODEL ? `, model ${MODEL}` : ''}${EXTRA.length ? `, ${EXTRA.join(' ')}` : ''}; wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
     '',
     '| Method | n | Original | Flip | Worst-group | Original − Flip | val acc | saliency AUPR (Flip, input grad.) |',
     '|---|---|---|---|---|---|---|---|',

@@ -12,7 +12,8 @@ describe('presets', () => {
   it('gives synth-* datasets the loudly-marked CPU preset', () => {
     const p = presetFor('synth-waterbirds', 'waterbirds');
     expect(p.model).toBe('small');
-    expect(p.size).toBe(64);
+    expect(p.size).toBe(32);
+    expect(p).toMatchObject({ optimizer: 'adam', lr: 5e-3, epochs: 8, clipNorm: 1 });
     expect(p.warning).toMatch(/NOT THE PAPER/);
     expect(presetFor('synth-cct', 'cct').valMetric).toBe('auc');
     // a copy: editing it must not change the table

@@ -66,15 +66,17 @@ export const TABLE8: Record<'in9' | 'waterbirds' | 'cct', TrainPreset> = {
 };
 
 /**
- * CPU preset for the synthetic datasets: a small model trained from scratch at 64 px, so a run takes minutes on
- * two cores. Adam at 2e-3 with a cosine decay trains the `small` model from scratch reliably; the paper's SGD at
- * 8e-4 (a fine-tuning rate) barely moves a randomly initialised network in a few epochs.
+ * CPU preset for the synthetic datasets: the `small` model trained from scratch at 32 px (the 64 px synthetic images
+ * resized to 36 and cropped), Adam at 5e-3 with a cosine decay over 8 epochs, so a run takes minutes on two cores.
+ * Measured on synth-waterbirds (seed 0): at 5e-3 CF(Tile)+F(Random) reaches 99.3 / 78.0 Original / Flip in 8 epochs,
+ * at 2e-3 only 98.8 / 37.5 (the foreground is learnt late); at 64 px a step costs ~3.5× more for the same curve per
+ * epoch. The paper's SGD at 8e-4 is a fine-tuning rate and barely moves a randomly initialised network.
  */
 export const SYNTHETIC: TrainPreset = {
   name: 'synthetic-cpu',
   source: 'CPU preset for synth-* datasets (ours, NOT the paper\'s Table 8)',
   warning: 'THIS IS A CPU-SIZED PRESET FOR SYNTHETIC DATA (small model, low resolution, from scratch with Adam, few epochs), NOT THE PAPER\'S TABLE 8 RECIPE',
-  model: 'small', size: 64, epochs: 8, batch: 32, optimizer: 'adam', lr: 2e-3, momentum: 0.9, weightDecay: 0,
+  model: 'small', size: 32, epochs: 8, batch: 32, optimizer: 'adam', lr: 5e-3, momentum: 0.9, weightDecay: 0,
   schedule: { kind: 'cosine' }, clipNorm: 1, patience: 0, valMetric: 'acc',
 };
 
