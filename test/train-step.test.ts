@@ -67,15 +67,20 @@ describe('train step', () => {
     const expected = tf.tidy(() => {
       const x = tf.tensor4d(origOnly.x, [4, S, S, 3]);
       const bg = tf.sub(1, tf.tensor4d(batch.objMask!, [4, S, S, 1])) as tf.Tensor4D;
-      return tf.sum(saliencyPenalty((t) => m.apply(t), x, tf.tensor1d(origOnly.labels, 'int32'), bg)).dataSync()[0];
+      return Array.from(saliencyPenalty((t) => m.apply(t), x, tf.tensor1d(origOnly.labels, 'int32'), bg).dataSync());
     });
     const logits = tf.tidy(() => m.apply(tf.tensor4d(origOnly.x, [4, S, S, 3]))).arraySync() as number[][];
     const ce = logits.reduce((a, z, i) => a - logSoftmax(z)[origOnly.labels[i]], 0);
     const st = trainStep(ctxOf(m, 'sal@3'), origOnly, 0);
-    expect(expected).toBeGreaterThan(0);
-    expect(st.terms.sal).toBeCloseTo(3 * expected, 5);
+    expect(expected[0] + expected[1] + expected[2] + expected[3]).toBeGreaterThan(0);
+    const all = expected.reduce((a, b) => a + b, 0);
+    expect(st.terms.sal).toBeCloseTo(3 * all, 5);
     expect(st.terms.ce).toBeCloseTo(ce, 4);
-    expect(st.total).toBeCloseTo((ce + 3 * expected) / 4, 4);
+    expect(st.total).toBeCloseTo((ce + 3 * all) / 4, 4);
+    // an original without a usable mask gets no penalty, and still trains with CE
+    const partial = trainStep(ctxOf(m, 'sal@3'), { ...origOnly, maskUsable: Uint8Array.from([1, 0, 1, 1]) }, 0);
+    expect(partial.terms.sal).toBeCloseTo(3 * (all - expected[1]), 5);
+    expect(partial.counts.sal).toBe(3);
     m.dispose();
   });
 
@@ -115,17 +120,20 @@ describe('train step', () => {
   });
 
   it('leaves no tensors behind, whatever the terms', () => {
-    const m = model();
-    const ctx = ctxOf(m, 'cf-tile+f-random+sal+f-fgsm@0.2+mixup+ls', { optimizer: makeOptimizer({ optimizer: 'adam', lr: 1e-3, momentum: 0.9 }) });
-    trainStep(ctx, batch, 1); // creates the optimizer's slots
-    const n0 = tf.memory().numTensors;
-    for (let s = 2; s < 5; s++) {
-      const st = trainStep(ctx, batch, s);
-      expect(Number.isFinite(st.total)).toBe(true);
-      expect(tf.memory().numTensors).toBe(n0);
+    // the second spec takes the fused saliency path (no mixup), the first the separate one
+    for (const spec of ['cf-tile+f-random+sal+f-fgsm@0.2+mixup+ls', 'cf-tile+f-random+sal+f-fgsm']) {
+      const m = model();
+      const ctx = ctxOf(m, spec, { optimizer: makeOptimizer({ optimizer: 'adam', lr: 1e-3, momentum: 0.9 }) });
+      trainStep(ctx, batch, 1); // creates the optimizer's slots
+      const n0 = tf.memory().numTensors;
+      for (let s = 2; s < 4; s++) {
+        const st = trainStep(ctx, batch, s);
+        expect(Number.isFinite(st.total)).toBe(true);
+        expect(tf.memory().numTensors).toBe(n0);
+      }
+      ctx.optimizer.dispose();
+      m.dispose();
     }
-    ctx.optimizer.dispose();
-    m.dispose();
   });
 
   it('optimizer state round-trips through save/load: the next step is identical', async () => {

@@ -184,8 +184,12 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
   const fIdxT = fIdx.length ? keep(tf.tensor1d(Int32Array.from(fIdx, (i) => i - nOrig), 'int32')) : null;
   const rest = [xRest, xAdv].filter((t): t is tf.Tensor4D => t !== null);
   const xRestAll = rest.length ? keep(rest.length === 1 ? rest[0] : tf.concat(rest, 0)) : null;
-  // With Sal (and no mixup) the originals' logits come from the saliency pass itself: one forward for them.
-  const salFused = method.sal !== null && !method.mixup && usable.length === nOrig && bgMasked !== null;
+  // With Sal (and no mixup) the originals' logits come from the saliency pass itself: one forward for them. Its
+  // background is 0 for an original without a usable mask, whose penalty is then 0.
+  const salFused = method.sal !== null && !method.mixup && batch.objMask !== null;
+  const bgAllOrig = salFused
+    ? keep(tf.tidy(() => tf.mul(tf.sub(1, tf.tensor4d(batch.objMask!, [nOrig, S, S, 1])), tf.tensor4d(Float32Array.from(batch.maskUsable), [nOrig, 1, 1, 1])) as tf.Tensor4D))
+    : null;
 
   const termTensors: Record<keyof StepStats['terms'], tf.Scalar | null> = { ce: null, cf: null, f: null, fgsm: null, sal: null };
   const { value, grads } = tf.variableGrads(() => {
@@ -193,7 +197,7 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
     let restLogits: tf.Tensor2D | null = null;
     let salSum: tf.Scalar | null = null;
     if (salFused) {
-      const r = saliencyPenaltyAndLogits(forward, xOrig, yOrig, bgMasked!);
+      const r = saliencyPenaltyAndLogits(forward, xOrig, yOrig, bgAllOrig!);
       origLogits = r.logits;
       salSum = tf.sum(r.penalty) as tf.Scalar;
       if (xRestAll) restLogits = forward(xRestAll);
