@@ -87,11 +87,14 @@ describe('resizing', () => {
       for (const v of out) expect(v).toBeCloseTo(77, 4);
     }
   });
-  it('averages when shrinking by 2 (triangle filter over 4 taps: 1/8 3/8 3/8 1/8)', () => {
-    // 1 row, 8 px → 4 px. Output 1 is centred at input 2.5: taps 1..4 with weights (0.25, 0.75, 0.75, 0.25)/2.
+  it('averages the covered source pixels when shrinking (area weights)', () => {
+    // 1 row, 8 px → 4 px: output k is the mean of inputs 2k and 2k + 1.
     const src = [0, 8, 16, 24, 32, 40, 48, 56];
-    const out = resizeLinear(src, 8, 1, 1, 4, 1);
-    expect(out[1]).toBeCloseTo((8 * 0.25 + 16 * 0.75 + 24 * 0.75 + 32 * 0.25) / 2, 5);
+    expect(Array.from(resizeLinear(src, 8, 1, 1, 4, 1))).toEqual([4, 20, 36, 52]);
+    // 5 px → 2 px: output 0 covers [0, 2.5): inputs 0, 1 and half of 2 → (0 + 10 + 0.5·20) / 2.5 = 8.
+    const out = resizeLinear([0, 10, 20, 30, 40], 5, 1, 1, 2, 1);
+    expect(out[0]).toBeCloseTo(8, 5);
+    expect(out[1]).toBeCloseTo((0.5 * 20 + 30 + 40) / 2.5, 5);
   });
   it('interpolates linearly when enlarging by 2 (half-pixel centres)', () => {
     const out = resizeLinear([0, 100], 2, 1, 1, 4, 1);
