@@ -93,8 +93,16 @@ describe('train + evaluate (API)', () => {
     expect(more.state).toMatchObject({ epoch: 2, step: 3, stopReason: 'epochs' });
   });
 
+  it('runs the generator for a missing corpus, then trains with it', async () => {
+    const r = await train(opts({ method: 'cf-grey', runId: 'autogen', epochs: 1, evaluate: false }));
+    expect(r.config.corpora['cf-grey'].originalsCovered).toBe(8);
+    expect(r.config.corpora['cf-grey'].corpusId).toMatch(/^[0-9a-f]{16,}$/);
+    const m = await lines(join(runsRoot, 'autogen', 'metrics.jsonl'));
+    expect(m[0].train.cf_images).toBe(8);
+  });
+
   it('says which command makes a missing corpus', async () => {
-    await expect(train(opts({ method: 'cf-grey', runId: 'nogrey', generate: false }))).rejects.toThrow(/make generate DATASET=toy METHODS=cf-grey/);
+    await expect(train(opts({ method: 'cf-random', runId: 'norandom', generate: false }))).rejects.toThrow(/make generate DATASET=toy METHODS=cf-random/);
   });
 });
 

@@ -11,7 +11,7 @@ import { rngFor } from '../manifests/rng.ts';
 import { TOOL_VERSION } from '../manifests/version.ts';
 import { initBackend } from './backend.ts';
 import { describeReport, loadModel, loadWeightsInto, saveModel } from './checkpoint.ts';
-import { evalBatches, loadDatasetIndex, missingCorpora, stepsPerEpoch, trainBatches, ROLE, type DatasetIndex, type TrainBatch } from './data.ts';
+import { evalBatches, loadDatasetIndex, missingCorpora, sourceDir, stepsPerEpoch, trainBatches, ROLE, type TrainBatch } from './data.ts';
 import { evaluateRun, formatEvalTable, validationResult, EVAL_DEFAULTS, type EvalReport, type ValResult } from './evaluate.ts';
 import { counterfactualLoss, crossEntropy, fgsmBackground, mixupBatch, saliencyPenalty, saliencyPenaltyAndLogits, softCrossEntropy } from './losses.ts';
 import { methodSlug, parseMethod, type CfLossKind, type MethodSpec } from './method.ts';
@@ -376,7 +376,12 @@ export async function ensureCorpora(corporaRoot: string, dataset: string, folder
   if (!opts.generate || !existsSync(cli)) {
     throw new UserError(`corpora missing for dataset "${dataset}": ${missing.join(', ')}`, { file: join(corporaRoot, dataset), fix: `generate them first: ${cmd}` });
   }
-  const args = ['tsx', 'cfgen.ts', 'generate', '--dataset', dataset, '--methods', missing.join(','), '--corpora-root', corporaRoot];
+  // With a source manifest already there, generate from it (any dataset name works, corpora go beside it);
+  // otherwise let the generator build or ingest the dataset first.
+  const src = sourceDir(corporaRoot, dataset);
+  const args = existsSync(src)
+    ? ['tsx', 'cfgen.ts', 'generate', '--source', src, '--methods', missing.join(','), '--quiet']
+    : ['tsx', 'cfgen.ts', 'generate', '--dataset', dataset, '--methods', missing.join(','), '--corpora-root', corporaRoot];
   opts.log(`corpora missing (${missing.join(', ')}): running npx ${args.join(' ')}`);
   const code = await new Promise<number>((res, rej) => {
     const child = spawn('npx', args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
