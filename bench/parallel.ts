@@ -123,6 +123,12 @@ async function main(): Promise<void> {
       v.ctx.model.dispose();
       v.ctx.optimizer.dispose();
     }
+    // CPU time is the work done whatever the load: the parallel step's extra work bounds its idle-machine speed-up
+    const cpuBase = median(variants[0].cpuMs);
+    for (const v of variants.slice(1)) {
+      const extra = median(v.cpuMs) / cpuBase;
+      console.log(`  ${v.name}: ${extra.toFixed(2)}x the CPU work of 1 process → at most ${(THREADS / extra).toFixed(2)}x faster on ${THREADS} idle cores`);
+    }
   }
   const load1 = loadavg();
   console.log(`\nload average after: ${load1.map((l) => l.toFixed(2)).join(' ')} (on ${cpus().length} CPUs; above ~${cpus().length} other jobs compete for the cores and the speed-up is not the quiet-machine figure)`);
