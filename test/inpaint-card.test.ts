@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../manifests/errors.ts';
 import { checkCardAgainstModel, parseCard, type ModelCard } from '../pipeline/inpaint/card.ts';
 import { dilateMask, resizeLinear, resizeLinearWindow, resizeMaskAny } from '../pipeline/inpaint/resize.ts';
-import { compositeBack, modelSizeFor, packBatch, prepareItem, unpackItem } from '../pipeline/inpaint/tensors.ts';
+import { compositeBack, holeExtent, modelSizeFor, packBatch, prepareItem, unpackItem } from '../pipeline/inpaint/tensors.ts';
+import { rngFor } from '../manifests/rng.ts';
 
 const deepfill = {
   name: 'deepfill-v1-imagenet256', file: 'deepfill.onnx', layout: 'side-by-side-nhwc', inputs: { image: 'Placeholder:0' },
@@ -158,6 +159,25 @@ describe('tensor packing', () => {
     const res = compositeBack(img, hole, gen, 1, 2);
     expect(Array.from(res.data)).toEqual([10, 20, 30, 255, 0, 128]);
     expect(() => unpackItem(card, out, [1, 1, 2, 3], 0, 1, 2)).toThrow(/card says nchw/);
+  });
+  it('the rectangle fast path gives exactly the any-overlap mask resize', () => {
+    const rng = rngFor('rect-fast-path');
+    const [w, h] = [37, 23];
+    const img = { width: w, height: h, data: new Uint8Array(w * h * 3) };
+    for (const size of [{ fixed: [16, 16] }, { fixed: [48, 64] }, { multipleOf: 8 }, { fixed: [7, 5] }]) {
+      const card = parseCard({ ...lama, mask: { holeValue: 1, dilate: 0 }, size }, 'l') as ModelCard;
+      const [H, W] = modelSizeFor(card, w, h);
+      for (let t = 0; t < 40; t++) {
+        const x0 = rng.int(w), y0 = rng.int(h);
+        const x1 = x0 + 1 + rng.int(w - x0), y1 = y0 + 1 + rng.int(h - y0);
+        const hole = { width: w, height: h, data: new Uint8Array(w * h) };
+        for (let y = y0; y < y1; y++) hole.data.fill(1, y * w + x0, y * w + x1);
+        expect(holeExtent(hole)).toEqual({ x0, y0, x1, y1, count: (x1 - x0) * (y1 - y0), rect: true });
+        expect(Array.from(prepareItem(card, img, hole).hole)).toEqual(Array.from(resizeMaskAny(hole.data, w, h, W, H)));
+      }
+    }
+    const notRect = { width: 4, height: 3, data: Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) };
+    expect(holeExtent(notRect)).toEqual({ x0: 1, y0: 0, x1: 3, y1: 2, count: 3, rect: false });
   });
   it('composites a resized generation into the hole only, as a full resize would', () => {
     const src = { width: 9, height: 7, data: Uint8Array.from({ length: 9 * 7 * 3 }, (_, i) => (i * 11) % 256) };

@@ -5,7 +5,7 @@ import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import { cardModelPath, checkCardAgainstModel, fixedBatchOf, readCard, type ModelCard } from './card.ts';
 import { assertCudaProviderInstalled, cudaNotInstalledError } from './cuda.ts';
 import { WorkerSession, type SessionOptionsLite } from './session-worker.ts';
-import { compositeBack, modelSizeFor, packBatch, prepareItem, unpackItem, type PreparedItem } from './tensors.ts';
+import { compositeBack, holeExtent, modelSizeFor, packBatch, prepareItem, unpackItem, type HoleExtent, type PreparedItem } from './tensors.ts';
 
 export type InpaintDevice = 'cpu' | 'cuda';
 
@@ -99,11 +99,13 @@ export class OnnxInpainter {
     const out: RGBImage[] = new Array(images.length);
     // Batches hold images of one model size (always true for fixed-size cards).
     const bySize = new Map<string, number[]>();
+    const extents: HoleExtent[] = new Array(images.length);
     images.forEach((img, i) => {
       if (holes[i].width !== img.width || holes[i].height !== img.height) {
         throw new Error(`inpaint: item ${i}: hole is ${holes[i].width}×${holes[i].height}, image is ${img.width}×${img.height}`);
       }
-      if (!holes[i].data.some((v) => v !== 0)) {
+      extents[i] = holeExtent(holes[i]);
+      if (!extents[i].count) {
         out[i] = { width: img.width, height: img.height, data: img.data.slice() }; // nothing to fill
         return;
       }
@@ -118,7 +120,7 @@ export class OnnxInpainter {
     await Promise.all(batches.map((batch) => ahead(async () => {
       // Yield first so the previous batch's run is posted before this one's (synchronous) resizing starts.
       await new Promise((r) => setImmediate(r));
-      const prepared: PreparedItem[] = batch.map((i) => prepareItem(this.card, images[i], holes[i]));
+      const prepared: PreparedItem[] = batch.map((i) => prepareItem(this.card, images[i], holes[i], extents[i]));
       const padded = this.fixedBatch && prepared.length < this.fixedBatch
         ? [...prepared, ...Array.from({ length: this.fixedBatch - prepared.length }, () => prepared[prepared.length - 1])]
         : prepared;
@@ -127,7 +129,7 @@ export class OnnxInpainter {
       batch.forEach((i, b) => {
         const { H, W } = prepared[b];
         const gen = unpackItem(this.card, res.data, res.dims, b, H, W);
-        out[i] = compositeBack(images[i], holes[i], gen, H, W);
+        out[i] = compositeBack(images[i], holes[i], gen, H, W, extents[i]);
       });
     })));
     return out;

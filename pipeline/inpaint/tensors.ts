@@ -14,6 +14,39 @@ export function modelSizeFor(card: ModelCard, width: number, height: number): [n
   return [Math.max(n, Math.ceil(height / n) * n), Math.max(n, Math.ceil(width / n) * n)];
 }
 
+/** Where a hole is: its bounding box [x0, x1) × [y0, y1), its pixel count, and whether it fills that box. */
+export interface HoleExtent {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+  count: number;
+  /** true for a rectangle (every CF box hole): resizing and pasting can skip per-pixel tests */
+  rect: boolean;
+}
+
+export function holeExtent(hole: Mask): HoleExtent {
+  const { width: w, height: h, data } = hole;
+  let x0 = w, y0 = h, x1 = 0, y1 = 0, count = 0;
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    let first = -1, last = -1;
+    for (let x = 0; x < w; x++) {
+      if (!data[row + x]) continue;
+      if (first < 0) first = x;
+      last = x;
+      count++;
+    }
+    if (first < 0) continue;
+    if (first < x0) x0 = first;
+    if (last + 1 > x1) x1 = last + 1;
+    if (y < y0) y0 = y;
+    y1 = y + 1;
+  }
+  if (!count) return { x0: 0, y0: 0, x1: 0, y1: 0, count: 0, rect: false };
+  return { x0, y0, x1, y1, count, rect: count === (x1 - x0) * (y1 - y0) };
+}
+
 /** One image prepared at model resolution: RGB floats in 0..255 (HWC) and the 0/1 hole the model is told about. */
 export interface PreparedItem {
   H: number;
@@ -22,13 +55,22 @@ export interface PreparedItem {
   hole: Uint8Array;
 }
 
-export function prepareItem(card: ModelCard, image: RGBImage, hole: Mask): PreparedItem {
+export function prepareItem(card: ModelCard, image: RGBImage, hole: Mask, extent: HoleExtent = holeExtent(hole)): PreparedItem {
   if (hole.width !== image.width || hole.height !== image.height) {
     throw new Error(`hole mask is ${hole.width}×${hole.height} but the image is ${image.width}×${image.height}`);
   }
   const [H, W] = modelSizeFor(card, image.width, image.height);
   const rgb = resizeLinear(image.data, image.width, image.height, 3, W, H);
-  let m = resizeMaskAny(hole.data, hole.width, hole.height, W, H);
+  let m: Uint8Array;
+  if (extent.rect && (W !== image.width || H !== image.height)) {
+    // A rectangle stays a rectangle: the model pixels any part of it overlaps (what resizeMaskAny computes).
+    m = new Uint8Array(W * H);
+    const mx0 = Math.floor((extent.x0 * W) / image.width), mx1 = Math.max(mx0 + 1, Math.ceil((extent.x1 * W) / image.width));
+    const my0 = Math.floor((extent.y0 * H) / image.height), my1 = Math.max(my0 + 1, Math.ceil((extent.y1 * H) / image.height));
+    for (let y = my0; y < my1; y++) m.fill(1, y * W + mx0, y * W + mx1);
+  } else {
+    m = resizeMaskAny(hole.data, hole.width, hole.height, W, H);
+  }
   if (card.mask.dilate > 0) m = dilateMask(m, W, H, card.mask.dilate);
   return { H, W, rgb, hole: m };
 }
@@ -125,24 +167,15 @@ export function unpackItem(card: ModelCard, out: ArrayLike<number>, dims: readon
  * Bring a generated model-size image back to the source size and paste it into the hole only:
  * x·(1 − r) + gen·r with r the source-resolution hole. Outside the hole the result is the source, byte for byte.
  */
-export function compositeBack(source: RGBImage, hole: Mask, gen: Float32Array, H: number, W: number): RGBImage {
+export function compositeBack(source: RGBImage, hole: Mask, gen: Float32Array, H: number, W: number, extent: HoleExtent = holeExtent(hole)): RGBImage {
   const { width: w, height: h } = source;
-  // Only the hole's bounding box is resized back: every other generated pixel would be thrown away.
-  let x0 = w, y0 = h, x1 = 0, y1 = 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!hole.data[y * w + x]) continue;
-      if (x < x0) x0 = x;
-      if (x >= x1) x1 = x + 1;
-      if (y < y0) y0 = y;
-      y1 = y + 1;
-    }
-  }
+  const { x0, y0, x1, y1, rect } = extent;
   const data = source.data.slice();
-  if (x1 <= x0) return { width: w, height: h, data };
+  if (!extent.count) return { width: w, height: h, data };
+  // Only the hole's bounding box is resized back: every other generated pixel would be thrown away.
   const full = W === w && H === h ? gen : resizeLinearWindow(gen, W, H, 3, w, h, { x0, y0, x1, y1 });
   for (let y = y0; y < y1; y++) for (let p = y * w + x0; p < y * w + x1; p++) {
-    if (!hole.data[p]) continue;
+    if (!rect && !hole.data[p]) continue;
     for (let c = 0; c < 3; c++) {
       const v = Math.round(full[p * 3 + c]);
       data[p * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
