@@ -50,7 +50,7 @@ verify: install
 sample-grid: install
 	$(CFGEN) sample-grid --dataset $(DATASET) $(call opt,methods,$(METHODS)) $(call opt,out,$(OUT))
 
-inpainter: install
+inpainter: install dataset
 	$(CFGEN) inpainter --dataset $(DATASET) $(call opt,steps,$(STEPS)) $(call opt,seed,$(SEED))
 
 train: install

@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../manifests/errors.ts';
 import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
+// cf-cagan (ONNX inpainting) registers itself; it joins the default methods whenever its model card exists.
+import './inpaint/infill.ts';
 import { GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate.ts';
 import { createProgress } from './generate-progress.ts';
 import { verifyCorpus } from './verify.ts';
