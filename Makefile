@@ -11,7 +11,7 @@ METHOD ?= cf-tile+f-random+sal
 opt = $(if $(2),--$(1) $(2))
 
 .PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval \
-        bench bench-generate bench-train bench-inpaint experiment clean
+        bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment clean
 
 help:
 	@echo "make train [METHOD=$(METHOD)] [DATASET=$(DATASET)] [SEED=] [EPOCHS=] [BACKEND=]  train + evaluate"
@@ -22,7 +22,7 @@ help:
 	@echo "make inpainter [DATASET=]          train our ONNX inpainter (for cf-cagan)"
 	@echo "make eval RUN=<run-id>             evaluate a run at its best-validation checkpoint"
 	@echo "make test                          the test suite (what CI runs)"
-	@echo "make bench                         bench-generate, bench-train, bench-inpaint"
+	@echo "make bench                         bench-generate, bench-train, bench-inpaint, bench-roofline (and bench-parallel)"
 	@echo "make experiment                    3-seed synth-waterbirds table (orig, F, CF, CF+F+Sal)"
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -61,7 +61,13 @@ eval: install
 	@test -n "$(RUN)" || { echo "error: give RUN=<run-id> (a folder under runs/)"; exit 2; }
 	$(CFGEN) eval --run $(RUN) $(call opt,backend,$(BACKEND))
 
-bench: bench-generate bench-train bench-inpaint
+bench: bench-generate bench-train bench-inpaint bench-roofline
+
+bench-roofline: install
+	npx --no-install tsx bench/roofline.ts
+
+bench-parallel: install
+	npx --no-install tsx bench/parallel.ts
 
 bench-generate: install
 	npx --no-install tsx bench/generate.ts
