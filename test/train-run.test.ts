@@ -79,6 +79,16 @@ describe('train + evaluate (API)', () => {
     expect(done.state.step).toBe(4);
   });
 
+  it('--workers 2 runs data-parallel steps with the same losses (up to rounding)', async () => {
+    await train(opts({ runId: 'par', epochs: 1, workers: 2, evaluate: false }));
+    const [p] = await lines(join(runsRoot, 'par', 'metrics.jsonl'));
+    const [a] = await lines(join(runsRoot, 'straight', 'metrics.jsonl'));
+    expect(p.workers).toBe(2);
+    expect(a.workers).toBe(1);
+    expect(p.train.loss).toBeCloseTo(a.train.loss, 4);
+    expect(p.val.loss).toBeCloseTo(a.val.loss, 3);
+  });
+
   it('refuses to resume a run with other settings, and names them', async () => {
     await expect(train(opts({ runId: 'straight', lr: 0.5, evaluate: false }))).rejects.toThrow(/other settings \(lr: 0\.0008 → 0\.5\)[\s\S]*--fresh/);
   });

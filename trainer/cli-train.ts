@@ -47,6 +47,7 @@ export function trainCommand(): Command {
     .option('--init <dir>', 'start from these weights (a checkpoint folder, e.g. runs/<id>/best or converted BiT); the head is skipped if its class count differs')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS as unknown as string[]).default('auto'))
     .option('--threads <n>', 'backend threads: tfjs-node intra-op threads (wasm under Node runs one thread; see docs/backend.md)', int('--threads'))
+    .option('--workers <n>', 'threads per training step, data-parallel (wasm/cpu backends; 2 uses both cores of a 2-core machine; not with two trainings side by side; docs/parallel.md)', int('--workers'), 1)
     .option('--run-id <id>', 'run folder name under --runs-root (default <dataset>-<method>-s<seed>)')
     .option('--runs-root <dir>', 'where runs live (env CFGEN_RUNS_ROOT)', process.env.CFGEN_RUNS_ROOT ?? join(REPO_ROOT, 'runs'))
     .option('--corpora-root <dir>', 'where datasets\' manifests and corpora live (env CFGEN_CORPORA_ROOT)', process.env.CFGEN_CORPORA_ROOT ?? join(REPO_ROOT, 'corpora'))
@@ -63,7 +64,7 @@ export function trainCommand(): Command {
         method: o.method, dataset: o.dataset, seed: o.seed, epochs: o.epochs, batch: o.batch, lr: o.lr,
         optimizer: o.optimizer as OptimizerName | undefined, momentum: o.momentum, weightDecay: o.weightDecay,
         schedule: o.schedule ? parseSchedule(o.schedule) : undefined, model: o.model, size: o.size, patience: o.patience,
-        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, cfLoss, init: o.init, backend: o.backend, threads: o.threads,
+        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, cfLoss, init: o.init, backend: o.backend, threads: o.threads, workers: o.workers,
         runId: o.runId, runsRoot: o.runsRoot, corporaRoot: o.corporaRoot, maxSteps: o.maxSteps, fresh: o.fresh, evaluate: o.eval,
         generate: o.generate, auprImages: o.auprImages, egSamples: o.egSamples, concurrency: o.concurrency,
       });

@@ -9,7 +9,8 @@ import { UserError } from '../manifests/errors.ts';
 import { writeFileAtomic, writeJsonAtomic, stableStringify } from '../manifests/io.ts';
 import { rngFor } from '../manifests/rng.ts';
 import { TOOL_VERSION } from '../manifests/version.ts';
-import { initBackend } from './backend.ts';
+import { initBackend, type BackendChoice } from './backend.ts';
+import { startParallelStep } from './parallel.ts';
 import { describeReport, loadModel, loadWeightsInto, saveModel } from './checkpoint.ts';
 import { evalBatches, loadDatasetIndex, missingCorpora, sourceDir, stepsPerEpoch, trainBatches, ROLE, type TrainBatch } from './data.ts';
 import { evaluateRun, formatEvalTable, validationResult, EVAL_DEFAULTS, type EvalReport, type ValResult } from './evaluate.ts';
@@ -57,6 +58,8 @@ export interface TrainOptions {
   init?: string;
   backend?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
   threads?: number;
+  /** threads per training step, data-parallel (trainer/parallel.ts; wasm/cpu backends); default 1 */
+  workers?: number;
   /** stop after this many optimizer steps in total (smoke runs, tests); the partial epoch is validated and saved */
   maxSteps?: number;
   /** delete an existing run folder of the same id first */
@@ -480,6 +483,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   const model = createModel(modelConfig, seed);
   const optimizer = makeOptimizer(hyper);
+  // Not part of the run identity: it changes float rounding (and FGSM/mixup draws per shard), not the experiment.
+  const parallel = await startParallelStep({ threads: o.workers ?? 1, model: modelConfig, backend: backend.name as BackendChoice, log });
+  if (parallel.threads > 1) log(`data-parallel steps: ${parallel.threads} threads (this one + ${parallel.threads - 1} workers)`);
   try {
     if (state) {
       await loadWeightsInto(model, join(runDir, 'last'), { strict: true });
@@ -522,7 +528,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       for await (const batch of trainBatches(index, epoch, { batchSize: hyper.batch, size: hyper.size, seed, withMasks, concurrency: o.concurrency })) {
         const ts = Date.now();
         const stepSeed = rngFor(seed, 'step', epoch, sums.steps).int(2 ** 31);
-        const st = trainStep(ctx, batch, stepSeed);
+        const st = parallel.threads > 1 ? await parallel.step(ctx, batch, stepSeed) : trainStep(ctx, batch, stepSeed);
         computeMs += Date.now() - ts;
         sums.steps++;
         state.step++;
@@ -565,7 +571,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
       const per = (s: number, n: number): number | null => (n ? s / n : null);
       const line = {
-        epoch: state.epoch, step: state.step, lr, backend: backend.name,
+        epoch: state.epoch, step: state.step, lr, backend: backend.name, workers: parallel.threads,
         train: {
           loss: per(sums.total, sums.images), ce: per(sums.ce, sums.orig), cf: per(sums.cf, sums.cfN), f: per(sums.f, sums.fN),
           fgsm: per(sums.fgsm, sums.fgsmN), sal: per(sums.sal, sums.salN),
@@ -591,6 +597,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     log(`training done: ${state.stopReason}; best val ${hyper.valMetric} ${(100 * state.bestMetric).toFixed(1)}% at epoch ${state.bestEpoch}`);
   } finally {
+    await parallel.close();
     model.dispose();
     optimizer.dispose();
   }
