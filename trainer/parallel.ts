@@ -114,7 +114,12 @@ export function recordingOptimizer(variables: readonly tf.Variable[], layout: Pa
 }
 
 /** What one shard reports: trainStep's stats, and whether its gradient (mean over the shard's images) was recorded. */
-export interface ShardResult { stats: StepStats; captured: boolean }
+export interface ShardResult {
+  stats: StepStats;
+  captured: boolean;
+  /** when the shard's compute started and ended, ms since the epoch (performance.timeOrigin + now): overlap checks */
+  span: [number, number];
+}
 
 /** The loss configuration a shard needs besides the model (a StepContext without model and optimizer). */
 export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses: number }
@@ -128,8 +133,9 @@ export function shardGradient(model: StepContext['model'], loss: ShardLoss, shar
   const ctx: StepContext = {
     model, optimizer: rec.optimizer, method: loss.method, cfLoss: loss.cfLoss, numClasses: loss.numClasses, clipNorm: Infinity, weightDecay: 0,
   };
+  const t0 = performance.timeOrigin + performance.now();
   const stats = trainStep(ctx, shard, seed);
-  return { stats, captured: rec.captured() };
+  return { stats, captured: rec.captured(), span: [t0, performance.timeOrigin + performance.now()] };
 }
 
 // ---- worker protocol ----------------------------------------------------------------------------------------
@@ -189,6 +195,8 @@ export interface AveragedGradients {
   grads: Float32Array[];
   /** summed over shards: total is the batch's mean loss, terms and counts are sums; gradNorm is the norm of `grads` */
   stats: StepStats;
+  /** each shard's compute [start, end] in ms since the epoch, shard order */
+  spans: [number, number][];
 }
 
 export interface ParallelStep {
@@ -366,7 +374,7 @@ function combine(results: { r: ShardResult; g: Float32Array }[], layout: ParamLa
   const total = totalSum / nImages;
   const gradNorm = skipped ? NaN : Math.sqrt(sq);
   skipped ||= !Number.isFinite(gradNorm) || !Number.isFinite(total);
-  return { grads, stats: { total, terms, counts, nImages, gradNorm, clipped: false, skipped } };
+  return { grads, stats: { total, terms, counts, nImages, gradNorm, clipped: false, skipped }, spans: results.map(({ r }) => r.span) };
 }
 
 /**
