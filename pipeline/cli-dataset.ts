@@ -91,7 +91,7 @@ Real datasets are read from <data-root>/<name>/ (or the release folder inside it
   cct         <data-root>/cct/eccv_18_annotation_files/*.json, eccv_18_all_images_sm/
   folder:<p>  <p>/<split>/<class>/<image> [+ masks/<split>/<class>/<stem>.png, boxes.csv, classes.txt]
 Rows with per-image problems are kept with status 'error' and listed; structural problems stop with a message.
-See docs/datasets.md.`)
+See README.md, "Datasets".`)
     .action(async (name: string, o: {
       dataRoot: string; corporaRoot: string; seed?: number; size?: number; train?: number; val?: number; test?: number;
       correlation?: number; difficulty?: number; fgScale?: number; force: boolean; strict: boolean;

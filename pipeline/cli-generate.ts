@@ -62,7 +62,7 @@ async function corporaIn(base: string): Promise<string[]> {
 
 function methodHelp(): string {
   const rows = listInfills().map((m) => `  ${m.name.padEnd(14)} ${m.description}; defaults ${JSON.stringify(m.defaults)}`);
-  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee docs/generate.md.\n`;
+  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee README.md, "Generating CF / F corpora".\n`;
 }
 
 function printSummary(s: GenerateSummary): void {

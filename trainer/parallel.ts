@@ -13,9 +13,9 @@ import { parameterSpecs, type ModelConfig } from './model.ts';
 import { trainStep, type StepContext, type StepStats } from './train.ts';
 
 /**
- * Data-parallel training steps on worker threads (docs/parallel.md).
+ * Data-parallel training steps on worker threads (README.md, "Data-parallel training steps").
  *
- * Why: tfjs's wasm backend runs one thread under Node (docs/backend.md, "Multithreading"), so one training process
+ * Why: tfjs's wasm backend runs one thread under Node (README.md, "tfjs backends", "Multithreading"), so one training process
  * uses one core. Each worker thread here has its own tfjs engine and wasm instance, and its own copy of the model.
  * Per step the batch is split into shards of whole originals (each with its own CF/F images), every shard's
  * loss-sum gradient is computed on its own thread, and this thread sums them, divides by the number of images of

@@ -53,7 +53,7 @@ export interface ModelCard {
 
 const TOP_KEYS = ['name', 'file', 'layout', 'inputs', 'output', 'valueRange', 'outputRange', 'channelOrder', 'mask', 'size', 'licence', 'provenance'] as const;
 
-/** The card fields as documentation (docs/inpaint.md and `--help` print this). */
+/** The card fields as documentation (README.md, "CF(CAGAN)" and `--help` print this). */
 export const CARD_FIELD_DOCS: Record<(typeof TOP_KEYS)[number], string> = {
   name: 'short model name (logs, corpus params)',
   file: 'ONNX file, relative to the card',
@@ -76,7 +76,7 @@ function isObj(v: unknown): v is Json {
 }
 
 function fail(file: string, msg: string, fix?: string): never {
-  throw new UserError(`invalid model card: ${msg}`, { file, fix: fix ?? 'see docs/inpaint.md, "Model cards", for every field' });
+  throw new UserError(`invalid model card: ${msg}`, { file, fix: fix ?? 'see README.md, "CF(CAGAN)", "Model cards", for every field' });
 }
 
 function onlyKeys(file: string, where: string, o: Json, allowed: readonly string[]): void {

@@ -31,7 +31,7 @@ export function caganInfill(): BatchInfill {
 
   return {
     name: 'cf-cagan', method: 'cagan', kind: 'cf', maskKind: 'box', mode: 'batch', deterministic: true,
-    description: `box hole inpainted by an ONNX model described by a model card (default ${CAGAN_DEFAULT_CARD}; docs/inpaint.md)`,
+    description: `box hole inpainted by an ONNX model described by a model card (default ${CAGAN_DEFAULT_CARD}; README.md, "CF(CAGAN)")`,
     defaults: { card: CAGAN_DEFAULT_CARD, device: 'cpu', batch: RUNNER_BATCH },
     batchSize: RUNNER_BATCH * 4,
     parseParams(raw: Params): Params {
@@ -49,7 +49,7 @@ export function caganInfill(): BatchInfill {
       try {
         await access(String(p.card));
       } catch {
-        return `no model card at ${p.card}; run \`make inpainter\` to train ours (a few minutes on CPU), or write a card for your own model (docs/inpaint.md)`;
+        return `no model card at ${p.card}; run \`make inpainter\` to train ours (a few minutes on CPU), or write a card for your own model (README.md, "CF(CAGAN)")`;
       }
       try {
         await open(p);

@@ -50,7 +50,7 @@ export function inpainterCommand(): Command {
       'Train our small CAGAN-style inpainter on the dataset\'s own backgrounds (random rectangular holes placed where there is no ' +
       'object), export it to ONNX and write its model card, so that `generate --methods cf-cagan` runs offline. The default run ' +
       'needs about 5 minutes of one CPU core (wasm backend, single-threaded; longer on a busy machine). Needs the dataset\'s source ' +
-      'manifest (`make dataset DATASET=<name>`). See docs/inpaint.md.')
+      'manifest (`make dataset DATASET=<name>`). See README.md, "CF(CAGAN)".')
     .option('--dataset <name>', 'dataset whose source manifest (corpora/<name>/source) supplies the images', 'synth-waterbirds')
     .option('--source <dir>', 'source manifest folder (default: <corpora>/<dataset>/source)')
     .option('--root <dir>', 'dataset root folder (default: the manifest\'s metadata.config.root)')
@@ -63,7 +63,7 @@ export function inpainterCommand(): Command {
     .option('--seed <n>', 'seed for weights, image choice and holes', int(0), d.seed)
     .option('--out <file.onnx>', 'ONNX file to write; the card goes next to it as <name>.card.json', 'models/cagan.onnx')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_CHOICES]).default('wasm'))
-    .option('--threads <n>', 'backend threads (see docs/backend.md)', int(1))
+    .option('--threads <n>', 'backend threads (see README.md, "tfjs backends")', int(1))
     .option('--max-images <n>', 'at most this many train images (seeded choice)', int(1), 2000)
     .option('--held-out <n>', 'held-out (image, hole) pairs scored at the end', int(0), 200)
     .option('--hole-min <frac>', 'smallest hole side, as a fraction of the image side', num(0.01, 1), d.holes.minFrac)

@@ -13,7 +13,7 @@ export const OPSET = 13;
 
 /**
  * The model card we write next to the ONNX file. The trainer may not import the pipeline's card validator, so this
- * is a plain object in the documented schema (docs/inpaint.md, "Model cards"); the runner validates it on load.
+ * is a plain object in the documented schema (README.md, "CF(CAGAN)", "Model cards"); the runner validates it on load.
  */
 export function ourCard(o: { name: string; file: string; size: number; provenance: string }): Record<string, unknown> {
   return {
