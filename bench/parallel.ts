@@ -14,9 +14,10 @@
 import { loadavg, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rngFor, writeJsonAtomic } from '../manifests/index.ts';
+import { arg, syntheticBatch as sharedSyntheticBatch } from './synthetic-batch.ts';
+import { writeJsonAtomic } from '../manifests/index.ts';
 import { initBackend, type BackendChoice } from '../trainer/backend.ts';
-import { ROLE, type TrainBatch } from '../trainer/data.ts';
+import type { TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { createModel, presetConfig, type PresetName } from '../trainer/model.ts';
 import { startParallelStep, type ParallelStep } from '../trainer/parallel.ts';
@@ -24,10 +25,6 @@ import { makeOptimizer, trainStep, type StepContext, type StepStats } from '../t
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
 
 const BACKEND = arg('backend', 'wasm') as BackendChoice;
 const MODEL = arg('model', 'small') as PresetName;
@@ -40,27 +37,8 @@ const METHODS = arg('methods', 'orig,sal').split(',');
 const WORKERS_ONLY = process.argv.includes('--workers-only');
 const K = 2;
 
-/** B originals with a square object each, plus a CF and an F image per original when the method reads corpora. */
-function syntheticBatch(withGenerated: boolean): TrainBatch {
-  const rng = rngFor('bench-parallel', withGenerated ? 1 : 0);
-  const nOrig = B, n = withGenerated ? 3 * B : B;
-  const x = new Float32Array(n * S * S * 3);
-  for (let i = 0; i < x.length; i++) x[i] = 2 * rng.next() - 1;
-  const objMask = new Float32Array(nOrig * S * S);
-  for (let i = 0; i < nOrig; i++) {
-    const x0 = rng.int(S / 2), y0 = rng.int(S / 2);
-    for (let y = y0; y < y0 + S / 3; y++) for (let xx = x0; xx < x0 + S / 3; xx++) objMask[i * S * S + y * S + xx] = 1;
-  }
-  const role = new Uint8Array(n), parent = new Int32Array(n), term = new Int16Array(n).fill(-1), labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = i % B;
-    role[i] = i < B ? ROLE.orig : i < 2 * B ? ROLE.cf : ROLE.f;
-    parent[i] = g;
-    term[i] = i < B ? -1 : i < 2 * B ? 0 : 1;
-    labels[i] = g % K;
-  }
-  return { size: S, nOrig, n, x, labels, role, parent, term, ids: Array.from({ length: n }, (_, i) => `b${i}`), objMask, maskUsable: new Uint8Array(nOrig).fill(1) };
-}
+const syntheticBatch = (withGenerated: boolean): TrainBatch =>
+  sharedSyntheticBatch('bench-parallel', { size: S, batch: B, classes: K, withGenerated });
 
 /** A fresh copy: the parallel step transfers (detaches) the shard arrays it sends. */
 function copyBatch(b: TrainBatch): TrainBatch {

@@ -14,20 +14,17 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg, syntheticBatch as sharedSyntheticBatch } from './synthetic-batch.ts';
 import { ManifestWriter, TOOL_VERSION, rngFor, writeJsonAtomic, type CorpusRow, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
 import { initBackend, type BackendChoice } from '../trainer/backend.ts';
 import { measureRoofline } from '../trainer/roofline.ts';
 import { createModel, presetConfig, type PresetName } from '../trainer/model.ts';
-import { loadDatasetIndex, trainBatches, ROLE, type TrainBatch } from '../trainer/data.ts';
+import { loadDatasetIndex, trainBatches, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { makeOptimizer, trainStep } from '../trainer/train.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
 
 const BACKEND = arg('backend', 'auto') as BackendChoice;
 const STEPS = Number(arg('steps', '6'));
@@ -38,28 +35,8 @@ const THREADS = Number(arg('threads', '2'));
 const MODEL = arg('model', 'small') as PresetName;
 const K = 2;
 
-/** A synthetic batch in the trainer's layout: B originals (a square object), then CF and F images if asked. */
-function syntheticBatch(withGenerated: boolean): TrainBatch {
-  const rng = rngFor('bench-train', withGenerated ? 1 : 0);
-  const nOrig = B, n = withGenerated ? 3 * B : B;
-  const px = S * S * 3;
-  const x = new Float32Array(n * px);
-  for (let i = 0; i < x.length; i++) x[i] = 2 * rng.next() - 1;
-  const objMask = new Float32Array(nOrig * S * S);
-  for (let i = 0; i < nOrig; i++) {
-    const x0 = rng.int(S / 2), y0 = rng.int(S / 2);
-    for (let y = y0; y < y0 + S / 3; y++) for (let xx = x0; xx < x0 + S / 3; xx++) objMask[i * S * S + y * S + xx] = 1;
-  }
-  const role = new Uint8Array(n), parent = new Int32Array(n), term = new Int16Array(n).fill(-1), labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = i % B;
-    role[i] = i < B ? ROLE.orig : i < 2 * B ? ROLE.cf : ROLE.f;
-    parent[i] = g;
-    term[i] = i < B ? -1 : i < 2 * B ? 0 : 1;
-    labels[i] = g % K;
-  }
-  return { size: S, nOrig, n, x, labels, role, parent, term, ids: Array.from({ length: n }, (_, i) => `b${i}`), objMask, maskUsable: new Uint8Array(nOrig).fill(1) };
-}
+const syntheticBatch = (withGenerated: boolean): TrainBatch =>
+  sharedSyntheticBatch('bench-train', { size: S, batch: B, classes: K, withGenerated });
 
 interface StepTiming { name: string; method: string; imagesPerStep: number; msPerStep: number; imagesPerS: number; originalsPerS: number }
 
