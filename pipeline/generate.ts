@@ -175,7 +175,7 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
     const variants = m.deterministic ? 1 : opts.variants;
     const dir = join(base, m.name);
     const config = {
-      dataset: source.metadata.dataset, method: m.name, kind: m.kind, params, variants, size: opts.size, seed: opts.seed,
+      dataset: source.metadata.dataset, method: m.name, algorithm: m.algorithm ?? 1, kind: m.kind, params, variants, size: opts.size, seed: opts.seed,
       splits: opts.splits, format: opts.format, shard_size: opts.shardSize, source_manifest: basename(source.dir),
     };
     const configHash = sha256Hex(stableStringify({ config, source_digest: sourceDigest, tool_version: TOOL_VERSION }));

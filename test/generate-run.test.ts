@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { openManifest, sha256Hex, type CorpusRow } from '../manifests/index.ts';
 import { GENERATE_DEFAULTS, runGenerate, type GenerateOptions } from '../pipeline/generate.ts';
+import { getInfill } from '../pipeline/infills/index.ts';
 import { createProgress } from '../pipeline/generate-progress.ts';
 import { verifyCorpus } from '../pipeline/verify.ts';
 import { writeSampleGrid } from '../pipeline/sample-grid.ts';
@@ -199,6 +200,21 @@ describe('determinism and resume', () => {
     await expect(runGenerate({ ...o, seed: 5 })).rejects.toThrow(/different configuration[\s\S]*--force/);
     const forced = await runGenerate({ ...o, seed: 5, params: { 'cf-grey': { value: 127 } }, force: true });
     expect(forced.methods[0].corpusId).not.toBe(first.methods[0].corpusId);
+  });
+
+  it('refuses a corpus written by another version of the same infill algorithm', async () => {
+    const fx = await makeFixture(2);
+    const o = options(fx.sourceDir, { methods: ['cf-grey'] });
+    const first = await runGenerate(o);
+    const grey = getInfill('cf-grey')!;
+    grey.algorithm = 2; // as if cf-grey's output had changed in a newer build
+    try {
+      await expect(runGenerate(o)).rejects.toThrow(/different configuration[\s\S]*--force/);
+      const forced = await runGenerate({ ...o, force: true });
+      expect(forced.methods[0].corpusId).not.toBe(first.methods[0].corpusId);
+    } finally {
+      delete grey.algorithm;
+    }
   });
 
   it('resizes to --size with masks that never shrink the object', async () => {

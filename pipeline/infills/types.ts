@@ -67,6 +67,12 @@ interface InfillBase {
   parseParams(raw: Params): Params;
   /** true when the output does not depend on the rng: the pipeline then writes one variant only */
   deterministic: boolean;
+  /**
+   * Output version of the algorithm (default 1). It is part of the corpus config, so bump it whenever the same
+   * inputs and seed would give other bytes: resume and corpus ids then refuse corpora written by the old code
+   * instead of silently mixing the two.
+   */
+  algorithm?: number;
   donors?: DonorSpec;
 }
 
