@@ -5,13 +5,14 @@
  *
  * Besides wall time it reports the CPU time of the whole process per step (all threads) and cores used
  * (CPU / wall): on a machine shared with other jobs the wall-time speed-up is bounded by the CPU share the scheduler
- * grants, and cores-used says how much of the second core the step actually got. The load average is printed
- * before and after; read the speed-up against it.
+ * grants, and cores-used says how much of the second core the step actually got. The machine's idle share
+ * (/proc/stat) and load average are printed before and after; read the speed-up against them.
  *
  * usage: npx tsx bench/parallel.ts [--backend wasm] [--model small] [--size 64] [--batch 32] [--threads 2]
  *          [--steps 5] [--warmup 1] [--methods orig,sal] [--workers-only]
  */
 import { loadavg, cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arg, syntheticBatch as sharedSyntheticBatch } from './synthetic-batch.ts';
@@ -55,11 +56,31 @@ interface Variant {
 
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
+/**
+ * Idle share of all CPUs over `ms` from /proc/stat (Linux; null elsewhere). A better sign of a quiet machine than the
+ * 1-minute load average, which lags and counts this benchmark's own threads.
+ */
+async function machineIdle(ms = 2000): Promise<number | null> {
+  const read = (): number[] | null => {
+    try {
+      return readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    } catch { return null; }
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  if (!a || !b) return null;
+  const total = b.reduce((s, v) => s + v, 0) - a.reduce((s, v) => s + v, 0);
+  return total > 0 ? (b[3] - a[3]) / total : null;
+}
+const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
+
 async function main(): Promise<void> {
   const backend = await initBackend({ backend: BACKEND, log: (l) => process.stderr.write(`${l}\n`) });
   const cfg = presetConfig(MODEL, K);
   const load0 = loadavg();
-  console.log(`backend: ${backend.name} (${backend.reason}); ${cpus().length} CPUs; load average ${load0.map((l) => l.toFixed(2)).join(' ')}`);
+  const idle0 = await machineIdle();
+  console.log(`backend: ${backend.name} (${backend.reason}); ${cpus().length} CPUs; load average ${load0.map((l) => l.toFixed(2)).join(' ')}; machine idle ${pct(idle0)} before`);
   console.log(`model ${MODEL} @ ${S} px, batch ${B} originals; ${STEPS} timed steps after ${WARMUP} warm-up, variants interleaved per step`);
 
   const t0 = performance.now();
@@ -108,11 +129,13 @@ async function main(): Promise<void> {
       console.log(`  ${v.name}: ${extra.toFixed(2)}x the CPU work of 1 process → at most ${(THREADS / extra).toFixed(2)}x faster on ${THREADS} idle cores`);
     }
   }
-  const load1 = loadavg();
-  console.log(`\nload average after: ${load1.map((l) => l.toFixed(2)).join(' ')} (on ${cpus().length} CPUs; above ~${cpus().length} other jobs compete for the cores and the speed-up is not the quiet-machine figure)`);
   await Promise.all(pools.map((p) => p.pool.close()));
+  const load1 = loadavg();
+  const idle1 = await machineIdle();
+  console.log(`\nload average after: ${load1.map((l) => l.toFixed(2)).join(' ')}; machine idle ${pct(idle1)} after.`);
+  console.log(`A speed-up is the idle-machine figure only when the machine was idle before and after and the parallel variant used ~${THREADS} cores; otherwise other jobs took CPU.`);
   await writeJsonAtomic(join(ROOT, '.bench', 'parallel.json'), {
-    backend, model: MODEL, size: S, batch: B, threads: THREADS, steps: STEPS, load_before: load0, load_after: load1, results, time: new Date().toISOString(),
+    backend, model: MODEL, size: S, batch: B, threads: THREADS, steps: STEPS, load_before: load0, load_after: load1, idle_before: idle0, idle_after: idle1, results, time: new Date().toISOString(),
   });
   console.log('wrote .bench/parallel.json');
 }
