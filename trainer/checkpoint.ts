@@ -159,7 +159,8 @@ export async function loadWeightsInto(model: Model, dir: string, opts: LoadWeigh
         : 'the weight names do not follow the model\'s naming: pass a rename map (README.md, "Model, losses and checkpoints")',
     });
   }
-  for (const [v, values] of assignments) v.assign(tf.tensor(values, v.shape, 'float32'));
+  // assign copies into the variable; the temporary tensor must be freed or every load leaks one per variable
+  for (const [v, values] of assignments) tf.tidy(() => v.assign(tf.tensor(values, v.shape, 'float32')));
   return report;
 }
 
