@@ -10,7 +10,7 @@ import type { BackendChoice } from './backend.ts';
 import type { TrainBatch } from './data.ts';
 import type { CfLossKind, MethodSpec } from './method.ts';
 import { parameterSpecs, type ModelConfig } from './model.ts';
-import { trainStep, type StepContext, type StepStats } from './train.ts';
+import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './train.ts';
 
 /**
  * Data-parallel training steps on worker threads (README.md, "Data-parallel training steps").
@@ -383,21 +383,12 @@ function combine(results: { r: ShardResult; g: Float32Array }[], layout: ParamLa
  * update on a non-finite loss or gradient, as trainStep does.
  */
 export function applyAveraged(ctx: StepContext, grads: Float32Array[], stats: StepStats): StepStats {
-  const clipped = stats.gradNorm > ctx.clipNorm;
   if (stats.skipped) return { ...stats, clipped: false };
-  const scale = clipped ? ctx.clipNorm / stats.gradNorm : 1;
-  const update: tf.NamedTensorMap = {};
-  ctx.model.variables.forEach((v, i) => {
-    update[v.name] = tf.tidy(() => {
-      let g: tf.Tensor = tf.tensor(grads[i], v.shape, 'float32');
-      if (scale !== 1) g = tf.mul(g, scale);
-      if (ctx.weightDecay > 0) g = tf.add(g, tf.mul(v, ctx.weightDecay));
-      return g;
-    });
-  });
-  ctx.optimizer.applyGradients(update);
-  tf.dispose(Object.values(update));
-  return { ...stats, clipped };
+  const named: tf.NamedTensorMap = {};
+  ctx.model.variables.forEach((v, i) => { named[v.name] = tf.tensor(grads[i], v.shape, 'float32'); });
+  applyClippedUpdate(ctx, named, stats.gradNorm);
+  tf.dispose(Object.values(named));
+  return { ...stats, clipped: stats.gradNorm > ctx.clipNorm };
 }
 
 /** Reads a step's weights into `model`'s variables (worker side). */

@@ -139,6 +139,26 @@ function indicesWhere(n: number, pred: (i: number) => boolean): Int32Array {
 }
 
 /**
+ * The update every step ends with, whether its gradients came from one process or were summed across threads:
+ * clip to the global norm, then add L2 weight decay (after clipping, as PyTorch's SGD/RMSProp/Adam weight_decay
+ * does), then let the optimizer apply it. `grads` is keyed by variable name and is not disposed.
+ */
+export function applyClippedUpdate(ctx: StepContext, grads: tf.NamedTensorMap, gradNorm: number): void {
+  const scale = gradNorm > ctx.clipNorm ? ctx.clipNorm / gradNorm : 1;
+  const varByName = new Map(ctx.model.variables.map((v) => [v.name, v]));
+  const update: tf.NamedTensorMap = {};
+  for (const n of Object.keys(grads)) {
+    update[n] = tf.tidy(() => {
+      let g = scale === 1 ? grads[n].clone() : tf.mul(grads[n], scale);
+      if (ctx.weightDecay > 0) g = tf.add(g, tf.mul(varByName.get(n)!, ctx.weightDecay));
+      return g;
+    });
+  }
+  ctx.optimizer.applyGradients(update);
+  tf.dispose(Object.values(update));
+}
+
+/**
  * One optimizer step on an augmented batch. Exported for the benchmark and the memory test: it must leave
  * tf.memory().numTensors where it found it (after the optimizer's own state exists).
  */
@@ -241,21 +261,7 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
   value.dispose();
   const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(total);
   const clipped = gradNorm > ctx.clipNorm;
-  if (!skipped) {
-    const scale = clipped ? ctx.clipNorm / gradNorm : 1;
-    const varByName = new Map(model.variables.map((v) => [v.name, v]));
-    const update: tf.NamedTensorMap = {};
-    for (const n of names) {
-      update[n] = tf.tidy(() => {
-        let g = scale === 1 ? grads[n].clone() : tf.mul(grads[n], scale);
-        // L2 weight decay added after clipping, as PyTorch's SGD/RMSProp/Adam weight_decay does.
-        if (ctx.weightDecay > 0) g = tf.add(g, tf.mul(varByName.get(n)!, ctx.weightDecay));
-        return g;
-      });
-    }
-    ctx.optimizer.applyGradients(update);
-    tf.dispose(Object.values(update));
-  }
+  if (!skipped) applyClippedUpdate(ctx, grads, gradNorm);
   tf.dispose(Object.values(grads));
   const read = (t: tf.Scalar | null): number => (t ? t.dataSync()[0] : 0);
   const stats: StepStats = {
