@@ -1,12 +1,14 @@
 # Every target installs what it needs first (node_modules from the lock file), so a fresh clone needs no other step.
 # Variables are optional; unset ones fall back to each command's own defaults (see `npx tsx cfgen.ts <cmd> --help`).
+# Roots (data/, corpora/, runs/, models/) are this folder's unless CFGEN_DATA_ROOT, CFGEN_CORPORA_ROOT, CFGEN_RUNS_ROOT
+# or CFGEN_MODELS_ROOT say otherwise; every command resolves them the same way (common/paths.ts).
 SHELL := /bin/bash
 # onnxruntime-node's postinstall would fetch CUDA binaries from outside the npm registry (offline here). npm 11
 # already skips it (package.json "allowScripts"); this covers older npm. CUDA users: see README, "GPU".
 export ONNXRUNTIME_NODE_INSTALL := skip
 CFGEN := npx --no-install tsx cfgen.ts
 DATASET ?= synth-waterbirds
-METHOD ?= cf-tile+f-random+sal
+METHOD ?= cf-tile+f-random+sal@10
 
 opt = $(if $(2),--$(1) $(2))
 
@@ -14,15 +16,16 @@ opt = $(if $(2),--$(1) $(2))
         bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment clean
 
 help:
-	@echo "make train [METHOD=$(METHOD)] [DATASET=$(DATASET)] [SEED=] [EPOCHS=] [BACKEND=]  train + evaluate"
+	@echo "make train [METHOD=$(METHOD)] [DATASET=$(DATASET)] [SEED=] [EPOCHS=] [BACKEND=] [RUN=]  train + evaluate; prints where eval.json went"
 	@echo "make generate [DATASET=] [METHODS=a,b] [VARIANTS=K] [SIZE=] [SEED=] [WORKERS=]   CF/F corpora"
 	@echo "make dataset [DATASET=]            build/ingest a dataset, write its source manifest"
 	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
 	@echo "make sample-grid [DATASET=] [OUT=] contact sheet of originals, CF and F images"
 	@echo "make inpainter [DATASET=]          train our ONNX inpainter (for cf-cagan)"
 	@echo "make eval RUN=<run-id>             evaluate a run at its best-validation checkpoint"
-	@echo "make test                          the test suite (what CI runs)"
-	@echo "make bench                         bench-generate, bench-train, bench-inpaint, bench-roofline (and bench-parallel)"
+	@echo "make test                          the test suite (what CI runs, after make typecheck)"
+	@echo "make typecheck                     strict TypeScript check (tsc --noEmit)"
+	@echo "make bench                         bench-generate, bench-train, bench-inpaint, bench-roofline (bench-parallel is separate: it wants an idle machine)"
 	@echo "make experiment                    3-seed synth-waterbirds table (orig, F, CF, CF+F+Sal)"
 
 node_modules/.package-lock.json: package.json package-lock.json

@@ -1,23 +1,11 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { intFlag, numberFlag } from '../common/flags.ts';
+import { resolveRoot, rootHelp } from '../common/paths.ts';
 import cliProgress from 'cli-progress';
 import { readSourceManifest, type SourceRow } from '../manifests/index.ts';
 import { ensureSourceManifest, KNOWN_DATASETS } from './datasets/index.ts';
 import { summarizeRows } from './datasets/common.ts';
 import { SYNTH_DEFAULTS, type SynthOptions } from './synth/index.ts';
-
-function int(name: string) {
-  return (v: string): number => {
-    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return Number(v);
-  };
-}
-function unit(name: string) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError(`${name} must be a number in [0, 1]`);
-    return x;
-  };
-}
 
 /** A progress reporter: a bar on a terminal, otherwise a line every few seconds (logs stay readable). */
 function progressReporter(): { report: (done: number, total: number, stage: string) => void; stop: () => void } {
@@ -72,16 +60,16 @@ export function datasetCommand(): Command {
   return new Command('dataset')
     .description('Build a synthetic dataset (synth-*) or ingest a real one, and write its source manifest to <corpora-root>/<dataset>/source/.')
     .argument('[name]', `dataset: ${KNOWN_DATASETS.join(' | ')}`, 'synth-waterbirds')
-    .option('--data-root <dir>', 'folder holding the datasets: <data-root>/<name>/ (synthetic datasets are built there)', 'data')
-    .option('--corpora-root <dir>', 'folder for manifests and corpora', 'corpora')
-    .option('--seed <n>', 'dataset seed: synthetic data, and the carved IN-9 val split when the release has none (default: 0; with no seed and no synthetic knob given, an existing build is reused as is)', int('--seed'))
-    .option('--size <px>', `synthetic image side (default: ${defaults('size')})`, int('--size'))
-    .option('--train <n>', `synthetic train images (default: ${defaults('train')})`, int('--train'))
-    .option('--val <n>', `synthetic val images (CCT: cis_val) (default: ${defaults('val')})`, int('--val'))
-    .option('--test <n>', `synthetic test images (IN-9: per variant; CCT: each of cis_test, trans_test) (default: ${defaults('test')})`, int('--test'))
-    .option('--correlation <p>', `train P(background agrees with class) (default: ${defaults('correlation')})`, unit('--correlation'))
-    .option('--difficulty <d>', `0..1, overlap and noise of the background families; higher = weaker shortcut (default: ${defaults('difficulty')})`, unit('--difficulty'))
-    .option('--fg-scale <f>', `foreground side / image side, jittered ±15% (default: ${defaults('fgScale')})`, Number)
+    .option('--data-root <dir>', rootHelp('data', 'folder holding the datasets: <data-root>/<name>/ (synthetic datasets are built there)'))
+    .option('--corpora-root <dir>', rootHelp('corpora', 'folder for manifests and corpora'))
+    .option('--seed <n>', 'dataset seed: synthetic data, and the carved IN-9 val split when the release has none (default: 0; with no seed and no synthetic knob given, an existing build is reused as is)', intFlag('--seed', { min: 0 }))
+    .option('--size <px>', `synthetic image side (default: ${defaults('size')})`, intFlag('--size', { min: 8, max: 4096 }))
+    .option('--train <n>', `synthetic train images (default: ${defaults('train')})`, intFlag('--train', { min: 1 }))
+    .option('--val <n>', `synthetic val images (CCT: cis_val) (default: ${defaults('val')})`, intFlag('--val', { min: 1 }))
+    .option('--test <n>', `synthetic test images (IN-9: per variant; CCT: each of cis_test, trans_test) (default: ${defaults('test')})`, intFlag('--test', { min: 1 }))
+    .option('--correlation <p>', `train P(background agrees with class) (default: ${defaults('correlation')})`, numberFlag('--correlation', { min: 0, max: 1 }))
+    .option('--difficulty <d>', `0..1, overlap and noise of the background families; higher = weaker shortcut (default: ${defaults('difficulty')})`, numberFlag('--difficulty', { min: 0, max: 1 }))
+    .option('--fg-scale <f>', `foreground side / image side, jittered ±15% (default: ${defaults('fgScale')})`, numberFlag('--fg-scale', { min: 0, max: 1, minExclusive: true }))
     .option('--force', 'rebuild the synthetic data and the manifest even if they are up to date', false)
     .option('--strict', 'exit with status 1 when any row has status error', false)
     .addHelpText('after', `
@@ -91,9 +79,9 @@ Real datasets are read from <data-root>/<name>/ (or the release folder inside it
   cct         <data-root>/cct/eccv_18_annotation_files/*.json, eccv_18_all_images_sm/
   folder:<p>  <p>/<split>/<class>/<image> [+ masks/<split>/<class>/<stem>.png, boxes.csv, classes.txt]
 Rows with per-image problems are kept with status 'error' and listed; structural problems stop with a message.
-See README.md, "Datasets".`)
+See docs/datasets.md.`)
     .action(async (name: string, o: {
-      dataRoot: string; corporaRoot: string; seed?: number; size?: number; train?: number; val?: number; test?: number;
+      dataRoot?: string; corporaRoot?: string; seed?: number; size?: number; train?: number; val?: number; test?: number;
       correlation?: number; difficulty?: number; fgScale?: number; force: boolean; strict: boolean;
     }) => {
       const progress = progressReporter();
@@ -104,7 +92,7 @@ See README.md, "Datasets".`)
       let res;
       try {
         res = await ensureSourceManifest(name, {
-          dataRoot: o.dataRoot, corporaRoot: o.corporaRoot, seed: o.seed, force: o.force, synth,
+          dataRoot: resolveRoot('data', o.dataRoot), corporaRoot: resolveRoot('corpora', o.corporaRoot), seed: o.seed, force: o.force, synth,
           progress: progress.report, log: (line) => process.stderr.write(`${line}\n`),
         });
       } finally {

@@ -3,25 +3,17 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../manifests/errors.ts';
+import { choiceFlag, intFlag, listFlag, numberFlag } from '../common/flags.ts';
+import { resolveRoot, rootHelp } from '../common/paths.ts';
 import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
 // cf-cagan (ONNX inpainting) registers itself; it joins the default methods whenever its model card exists.
 import './inpaint/infill.ts';
-import { GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate.ts';
-import { createProgress } from './generate-progress.ts';
+import { createProgress, GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate/index.ts';
 import { verifyCorpus } from './verify.ts';
 import { writeSampleGrid } from './sample-grid.ts';
 import type { ImageFormat } from './decode.ts';
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-function int(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new UserError(`${name} must be an integer, got "${v}"`);
-    return n;
-  };
-}
 
 /** `--param cf-random.grid=4x4` → { 'cf-random': { grid: '4x4' } }; values that parse as JSON are taken as JSON. */
 export function parseParamFlags(flags: string[]): Record<string, Params> {
@@ -62,7 +54,7 @@ async function corporaIn(base: string): Promise<string[]> {
 
 function methodHelp(): string {
   const rows = listInfills().map((m) => `  ${m.name.padEnd(14)} ${m.description}; defaults ${JSON.stringify(m.defaults)}`);
-  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee README.md, "Generating CF / F corpora".\n`;
+  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee docs/generate.md.\n`;
 }
 
 function printSummary(s: GenerateSummary): void {
@@ -80,20 +72,21 @@ export function generateCommand(): Command {
   return new Command('generate')
     .description('generate counterfactual (CF) and factual (F) corpora: images + Arrow manifests, deterministic and resumable')
     .option('--dataset <name>', 'dataset: synth-waterbirds | waterbirds | in9 | cct | synth-* | folder:<path>', d.dataset)
-    .option('--methods <list>', `comma list of methods (default: ${DEFAULT_METHODS.join(',')}, plus cf-cagan when registered and its model exists)`, list)
-    .option('--variants <k>', 'draws per source image for random methods (grey/tile are deterministic: always 1)', int('--variants'), d.variants)
-    .option('--size <px>', 'resize images to size×size (masks resized so the object never shrinks); 0 keeps the stored size', int('--size'), 0)
-    .option('--seed <n>', 'generation seed: item rng = rngFor(seed, source_id, method, variant)', int('--seed'), d.seed)
-    .option('--workers <n>', 'worker threads for decode/infill/encode (1 = this thread); output is identical for any value', int('--workers'), d.workers)
-    .option('--splits <list>', 'source splits to augment; CF/F images are training data, so train only by default (e.g. train,val)', list, [...d.splits])
-    .option('--shard-size <n>', 'source rows per manifest shard (the unit of resume)', int('--shard-size'), d.shardSize)
-    .option('--format <fmt>', 'image format: png (lossless) | jpg (quality 95)', d.format)
+    .option('--methods <list>', `comma list of methods (default: ${DEFAULT_METHODS.join(',')}, plus cf-cagan when registered and its model exists)`, listFlag('--methods', { nonEmpty: true }))
+    .option('--variants <k>', 'draws per source image for random methods (grey/tile are deterministic: always 1)', intFlag('--variants', { min: 1, max: 1000 }), d.variants)
+    .option('--size <px>', 'resize images to size×size (masks resized so the object never shrinks); 0 keeps the stored size', intFlag('--size', { min: 0, max: 4096 }), 0)
+    .option('--seed <n>', 'generation seed: item rng = rngFor(seed, source_id, method, variant)', intFlag('--seed', { min: 0 }), d.seed)
+    .option('--workers <n>', 'worker threads for decode/infill/encode (1 = this thread); output is identical for any value', intFlag('--workers', { min: 1, max: 256 }), d.workers)
+    .option('--splits <list>', 'source splits to augment; CF/F images are training data, so train only by default (e.g. train,val)', listFlag('--splits', { nonEmpty: true }), [...d.splits])
+    .option('--shard-size <n>', 'source rows per manifest shard (the unit of resume)', intFlag('--shard-size', { min: 1 }), d.shardSize)
+    .option('--format <fmt>', 'image format: png (lossless) | jpg (quality 95)', choiceFlag('--format', ['png', 'jpg'] as const), d.format)
     .option('--param <method.key=value>', 'method parameter, repeatable: cf-random.grid=4x4, f-shuffle.scope=batch, cf-tile.mode=strip', collect, [])
     .option('--strict', 'exit 1 if any row is an error', false)
-    .option('--max-error-rate <r>', 'exit 1 if error rows / all rows exceed this', Number, d.maxErrorRate)
-    .option('--corpora-root <dir>', 'where corpora (and source manifests) go', d.corporaRoot)
-    .option('--data-root <dir>', 'where datasets live (dataset X in <data-root>/X)', d.dataRoot)
-    .option('--dataset-seed <n>', 'seed for building/ingesting the dataset (synthetic data), independent of --seed', int('--dataset-seed'), d.datasetSeed)
+    .option('--max-error-rate <r>', 'exit 1 if error rows / all rows exceed this', numberFlag('--max-error-rate', { min: 0, max: 1 }), d.maxErrorRate)
+    .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora (and source manifests) go'))
+    .option('--data-root <dir>', rootHelp('data', 'where datasets live (dataset X in <data-root>/X)'))
+    // No default: without it an existing dataset build is reused as is (a default seed would rebuild it with default sizes).
+    .option('--dataset-seed <n>', 'seed for building/ingesting the dataset (synthetic data), independent of --seed (default: reuse an existing build, else 0)', intFlag('--dataset-seed', { min: 0 }))
     .option('--source <dir>', 'generate from this source manifest folder instead of ingesting --dataset (corpora go beside it)')
     .option('--source-root <dir>', 'dataset root for --source (default: the manifest\'s config.root)')
     .option('--plugin <module>', 'import a module that registers infills (e.g. the ONNX inpainter), repeatable', collect, [])
@@ -104,8 +97,8 @@ export function generateCommand(): Command {
       await loadPlugins(o.plugin);
       const summary = await runGenerate({
         dataset: o.dataset, methods: o.methods, variants: o.variants, size: o.size || null, seed: o.seed, workers: o.workers,
-        splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: o.corporaRoot,
-        dataRoot: o.dataRoot, format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
+        splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: resolveRoot('corpora', o.corporaRoot),
+        dataRoot: resolveRoot('data', o.dataRoot), format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
         datasetSeed: o.datasetSeed, sourceDir: o.source, sourceRoot: o.sourceRoot, progress: createProgress({ quiet: o.quiet }),
         log: o.quiet ? () => {} : undefined,
       });
@@ -119,11 +112,11 @@ export function verifyCommand(): Command {
     .description('re-hash every file of a corpus against its manifest; list missing and modified files (exit 1 if any)')
     .argument('[corpus-dirs...]', 'corpus folders (default: every corpus of --dataset)')
     .option('--dataset <name>', 'dataset whose corpora to check', GENERATE_DEFAULTS.dataset)
-    .option('--methods <list>', 'only these methods (default: all corpora found)', list)
-    .option('--corpora-root <dir>', 'where corpora live', GENERATE_DEFAULTS.corporaRoot)
+    .option('--methods <list>', 'only these methods (default: all corpora found)', listFlag('--methods', { nonEmpty: true }))
+    .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora live'))
     .action(async (dirs: string[], o) => {
       if (!dirs.length) {
-        const base = await datasetBase(o.dataset, o.corporaRoot);
+        const base = await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
         dirs = (o.methods ?? (await corporaIn(base))).map((m: string) => join(base, m));
         if (!dirs.length) throw new UserError('no corpora to verify', { file: base, fix: 'run `make generate` first' });
       }
@@ -144,15 +137,15 @@ export function sampleGridCommand(): Command {
   return new Command('sample-grid')
     .description('write a PNG contact sheet: originals in the first column, then one column per CF/F corpus (paper Fig. 2)')
     .option('--dataset <name>', 'dataset', GENERATE_DEFAULTS.dataset)
-    .option('--methods <list>', 'corpora to show, CF first then F (default: all found)', list)
-    .option('--rows <n>', 'number of source images', int('--rows'), 6)
-    .option('--cell <px>', 'cell size in pixels', int('--cell'), 128)
-    .option('--seed <n>', 'which images are picked', int('--seed'), 0)
+    .option('--methods <list>', 'corpora to show, CF first then F (default: all found)', listFlag('--methods', { nonEmpty: true }))
+    .option('--rows <n>', 'number of source images', intFlag('--rows', { min: 1, max: 1000 }), 6)
+    .option('--cell <px>', 'cell size in pixels', intFlag('--cell', { min: 8, max: 4096 }), 128)
+    .option('--seed <n>', 'which images are picked', intFlag('--seed', { min: 0 }), 0)
     .option('--split <name>', 'only images of this split')
-    .option('--corpora-root <dir>', 'where corpora live', GENERATE_DEFAULTS.corporaRoot)
+    .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora live'))
     .option('--out <file>', 'output PNG (default <corpora-root>/<dataset>/sample-grid.png)')
     .action(async (o) => {
-      const base = await datasetBase(o.dataset, o.corporaRoot);
+      const base = await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
       const methods: string[] = o.methods ?? (await corporaIn(base));
       const res = await writeSampleGrid({ base, methods, rows: o.rows, cell: o.cell, seed: o.seed, split: o.split, out: o.out ?? join(base, 'sample-grid.png') });
       process.stdout.write(`wrote ${res.out} (${res.sources.length} rows × ${methods.length + 1} columns)\n`);

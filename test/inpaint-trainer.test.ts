@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -8,12 +8,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type SourceRow } from '../manifests/schema.ts';
 import { rngFor } from '../manifests/rng.ts';
 import { writeManifestShard } from '../manifests/writer.ts';
-import { parseCard } from '../pipeline/inpaint/card.ts';
+import { parseCard, type ModelCard } from '../common/model-card.ts';
+import { UserError } from '../manifests/errors.ts';
 import { OnnxInpainter } from '../pipeline/inpaint/runner.ts';
 import { initBackend } from '../trainer/backend.ts';
 import { packPairs } from '../trainer/inpainter/batch.ts';
 import { runInpainterCli } from '../trainer/inpainter/cli.ts';
 import { loadBackgrounds } from '../trainer/inpainter/data.ts';
+import { ourCard, writeModel } from '../trainer/inpainter/export.ts';
 import { boxToMask, growMask, MaskIntegral, sampleBackgroundHole } from '../trainer/inpainter/holes.ts';
 import { maskedL1 } from '../trainer/inpainter/loss.ts';
 
@@ -110,6 +112,26 @@ async function tinyDataset(dir: string): Promise<string> {
   return source;
 }
 
+describe('the model card the trainer writes', () => {
+  const card = ourCard({ name: 'cagan', file: 'cagan.onnx', size: 64, provenance: 'test run' });
+
+  it('passes the shared schema unchanged', () => {
+    // toEqual: parseCard drops nothing and adds nothing, so the file on disk is exactly what the runner reads
+    expect(parseCard(card, 'cagan.card.json')).toEqual(card);
+  });
+
+  it('is validated before anything is written', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'card-'));
+    const bad = { ...card, size: { fixed: [0, 64] } } as ModelCard;
+    await expect(writeModel(join(dir, 'm.onnx'), new Uint8Array([1, 2, 3]), bad)).rejects.toThrow(UserError);
+    await expect(writeModel(join(dir, 'm.onnx'), new Uint8Array([1, 2, 3]), bad)).rejects.toThrow(/invalid model card: "size.fixed\[0\]"/);
+    expect(await readdir(dir)).toEqual([]); // neither the card nor the ONNX file
+    const path = await writeModel(join(dir, 'm.onnx'), new Uint8Array([1, 2, 3]), card);
+    expect(path).toBe(join(dir, 'm.card.json'));
+    expect(parseCard(JSON.parse(await readFile(path, 'utf8')), path)).toEqual(card);
+  });
+});
+
 describe('make inpainter end to end (tiny data, cpu backend)', () => {
   it('loads backgrounds, trains, exports a card + ONNX the runner accepts, and is deterministic', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'inpainter-'));
@@ -121,7 +143,7 @@ describe('make inpainter end to end (tiny data, cpu backend)', () => {
     expect(set.heldOutSplit).toBe('val');
 
     const base = {
-      dataset: 'tiny', source, corpora: join(dir, 'corpora'), steps: 3, batch: 2, size: 16, width: 4, lr: 1e-3, seed: 7,
+      dataset: 'tiny', source, corporaRoot: join(dir, 'corpora'), steps: 3, batch: 2, size: 16, width: 4, lr: 1e-3, seed: 7,
       backend: 'cpu' as const, maxImages: 100, heldOut: 4, holeMin: 0.2, holeMax: 0.4,
     };
     const a = await runInpainterCli({ ...base, out: join(dir, 'models', 'a.onnx') });

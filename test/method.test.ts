@@ -50,7 +50,9 @@ describe('METHOD grammar', () => {
     expect(() => parseMethod('')).toThrow(/empty/);
     expect(() => parseMethod('orig++sal')).toThrow(/empty term/);
     expect(() => parseMethod('sal@abc')).toThrow(/not a number/);
-    expect(() => parseMethod('sal@-1')).toThrow(/not a number/);
+    // a negative value is a number out of range, not "not a number"
+    expect(() => parseMethod('sal@-1')).toThrow(/"sal@-1": value -1 is out of range \(lambda > 0\)/);
+    expect(() => parseMethod('sal@abc')).toThrow(/"@abc" is not a number \(allowed: lambda > 0\)/);
     expect(() => parseMethod('ls@1.5')).toThrow(/out of range/);
     expect(() => parseMethod('cf-tile@2')).toThrow(/takes no "@value"/);
     expect(() => parseMethod('orig@1')).toThrow(/takes no "@value"/);

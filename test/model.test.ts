@@ -17,7 +17,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cfgen-model-'));
 });
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  if (dir) await rm(dir, { recursive: true, force: true }); // beforeAll may have failed before making it
 });
 
 const vals = (t: tf.Tensor): number[] => Array.from(t.dataSync());

@@ -70,7 +70,8 @@ function fail(spec: string, why: string): never {
 }
 
 function parseValue(spec: string, term: string, raw: string, check: (v: number) => boolean, range: string): number {
-  if (!/^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)) fail(spec, `"${term}": "@${raw}" is not a number`);
+  // A signed number is still a number: "@-1" is out of range, not "not a number".
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)) fail(spec, `"${term}": "@${raw}" is not a number (allowed: ${range})`);
   const v = Number(raw);
   if (!Number.isFinite(v) || !check(v)) fail(spec, `"${term}": value ${raw} is out of range (${range})`);
   return v;
@@ -149,4 +150,33 @@ export function methodSlug(m: MethodSpec): string {
     .join('_')
     .replace(/@/g, '')
     .replace(/[^a-z0-9._-]/g, '');
+}
+
+/**
+ * The corpus folders `cfgen generate` can make without a plugin, so that a misspelt term (cf-tilee) fails before
+ * a run starts rather than after a generator child process does. A copy of the generator's registry names
+ * (pipeline/infills/index.ts, and cf-cagan from pipeline/inpaint/infill.ts) because the trainer may not import
+ * pipeline/; a corpus of any other name is fine once it is on disk (plugin infills).
+ */
+export const BUILTIN_CORPORA: readonly string[] = [
+  'cf-grey', 'cf-random', 'cf-shuffle', 'cf-tile', 'cf-tile-strip', 'cf-cagan', 'f-random', 'f-shuffle', 'f-mixed-rand',
+];
+
+/** The built-in corpus name nearest to `folder` (edit distance ≤ 2), for a "did you mean" hint; null if none. */
+export function nearestCorpus(folder: string): string | null {
+  const dist = (a: string, b: string): number => {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const cur = [i];
+      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+    return prev[b.length];
+  };
+  let best: string | null = null, bestD = 3;
+  for (const c of BUILTIN_CORPORA) {
+    const d = dist(folder, c);
+    if (d < bestD) { best = c; bestD = d; }
+  }
+  return best;
 }

@@ -1,40 +1,36 @@
 import cliProgress from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { basename } from 'node:path';
 import { UserError } from '../../manifests/errors.ts';
-import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../backend.ts';
-import { packPairs } from './batch.ts';
-import { loadBackgrounds, sourceDirFor } from './data.ts';
-import { exportDiscrepancy, onnxBytes, ourCard, writeModel } from './export.ts';
-import { SIZE_MULTIPLE } from './network.ts';
-import { heldOutPairs, scoreHeldOut, TRAIN_DEFAULTS, trainInpainter, type TrainOptions } from './train.ts';
+import { choiceFlag, intFlag, numberFlag } from '../../common/flags.ts';
+import { defaultRoot, resolveRoot, rootHelp } from '../../common/paths.ts';
+import type { BackendChoice } from '../backend.ts';
+import { SIZE_MULTIPLE, TRAIN_DEFAULTS } from './defaults.ts';
+import type { TrainOptions } from './train.ts';
+
+/**
+ * `cfgen inpainter`. The command definition loads no tfjs and no ONNX Runtime (`--help` stays instant); the trainer,
+ * the exporter and the backend are imported when the command runs.
+ */
 
 /** Largest |ONNX − tfjs| accepted before writing the model. */
 const EXPORT_TOLERANCE = 1e-4;
 
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer >= ${min}`);
-  return n;
-};
-const num = (min: number, max: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`must be a number in [${min}, ${max}]`);
-  return n;
-};
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 interface CliOptions {
   dataset: string;
   source?: string;
   root?: string;
-  corpora: string;
+  /** where the source manifests live (default: the corpora root) */
+  corporaRoot?: string;
   steps: number;
   batch: number;
   size: number;
   width: number;
   lr: number;
   seed: number;
-  out: string;
+  out?: string;
   backend: BackendChoice;
   threads?: number;
   maxImages: number;
@@ -50,24 +46,24 @@ export function inpainterCommand(): Command {
       'Train our small CAGAN-style inpainter on the dataset\'s own backgrounds (random rectangular holes placed where there is no ' +
       'object), export it to ONNX and write its model card, so that `generate --methods cf-cagan` runs offline. The default run ' +
       'needs about 5 minutes of one CPU core (wasm backend, single-threaded; longer on a busy machine). Needs the dataset\'s source ' +
-      'manifest (`make dataset DATASET=<name>`). See README.md, "CF(CAGAN)".')
+      'manifest (`make dataset DATASET=<name>`). See docs/inpainting.md.')
     .option('--dataset <name>', 'dataset whose source manifest (corpora/<name>/source) supplies the images', 'synth-waterbirds')
     .option('--source <dir>', 'source manifest folder (default: <corpora>/<dataset>/source)')
     .option('--root <dir>', 'dataset root folder (default: the manifest\'s metadata.config.root)')
-    .option('--corpora <dir>', 'folder holding the manifests', 'corpora')
-    .option('--steps <n>', 'training steps (Adam)', int(1), d.steps)
-    .option('--batch <n>', 'images per step', int(1), d.batch)
-    .option('--size <px>', `training and model size (square, multiple of ${SIZE_MULTIPLE}); the card fixes the model to it`, int(SIZE_MULTIPLE), d.size)
-    .option('--width <n>', 'channels of the first layer (deeper layers 2x)', int(4), d.width)
-    .option('--lr <x>', 'Adam learning rate', num(1e-6, 1), d.lr)
-    .option('--seed <n>', 'seed for weights, image choice and holes', int(0), d.seed)
-    .option('--out <file.onnx>', 'ONNX file to write; the card goes next to it as <name>.card.json', 'models/cagan.onnx')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_CHOICES]).default('wasm'))
-    .option('--threads <n>', 'backend threads (see README.md, "tfjs backends")', int(1))
-    .option('--max-images <n>', 'at most this many train images (seeded choice)', int(1), 2000)
-    .option('--held-out <n>', 'held-out (image, hole) pairs scored at the end', int(0), 200)
-    .option('--hole-min <frac>', 'smallest hole side, as a fraction of the image side', num(0.01, 1), d.holes.minFrac)
-    .option('--hole-max <frac>', 'largest hole side, as a fraction of the image side', num(0.01, 1), d.holes.maxFrac)
+    .option('--corpora-root <dir>', rootHelp('corpora', 'folder holding the manifests'))
+    .option('--steps <n>', 'training steps (Adam)', intFlag('--steps', { min: 1 }), d.steps)
+    .option('--batch <n>', 'images per step', intFlag('--batch', { min: 1 }), d.batch)
+    .option('--size <px>', `training and model size (square, multiple of ${SIZE_MULTIPLE}); the card fixes the model to it`, intFlag('--size', { min: SIZE_MULTIPLE, max: 1024 }), d.size)
+    .option('--width <n>', 'channels of the first layer (deeper layers 2x)', intFlag('--width', { min: 4, max: 256 }), d.width)
+    .option('--lr <x>', 'Adam learning rate', numberFlag('--lr', { min: 1e-6, max: 1 }), d.lr)
+    .option('--seed <n>', 'seed for weights, image choice and holes', intFlag('--seed', { min: 0 }), d.seed)
+    .option('--out <file.onnx>', `ONNX file to write; the card goes next to it as <name>.card.json (default: ${defaultRoot('models')}/cagan.onnx; env CFGEN_MODELS_ROOT moves it)`)
+    .addOption(new Option('--backend <name>', `tfjs backend: ${BACKENDS.join(', ')}`).argParser(choiceFlag('--backend', BACKENDS)).default('wasm'))
+    .option('--threads <n>', 'backend threads (docs/backends-and-kernels.md)', intFlag('--threads', { min: 1, max: 256 }))
+    .option('--max-images <n>', 'at most this many train images (seeded choice)', intFlag('--max-images', { min: 1 }), 2000)
+    .option('--held-out <n>', 'held-out (image, hole) pairs scored at the end', intFlag('--held-out', { min: 0 }), 200)
+    .option('--hole-min <frac>', 'smallest hole side, as a fraction of the image side', numberFlag('--hole-min', { min: 0.01, max: 1 }), d.holes.minFrac)
+    .option('--hole-max <frac>', 'largest hole side, as a fraction of the image side', numberFlag('--hole-max', { min: 0.01, max: 1 }), d.holes.maxFrac)
     .action(async (o: CliOptions) => {
       await runInpainterCli(o);
     });
@@ -96,10 +92,16 @@ function progress(total: number): { tick(step: number, loss: number, hole: numbe
 export async function runInpainterCli(o: CliOptions): Promise<{ onnx: string; card: string; heldOutL1: number }> {
   if (o.size % SIZE_MULTIPLE) throw new UserError(`--size ${o.size} is not a multiple of ${SIZE_MULTIPLE}`, { fix: `use e.g. ${Math.ceil(o.size / SIZE_MULTIPLE) * SIZE_MULTIPLE}` });
   if (o.holeMin > o.holeMax) throw new UserError(`--hole-min ${o.holeMin} is larger than --hole-max ${o.holeMax}`);
-  if (!o.out.endsWith('.onnx')) throw new UserError(`--out must end in .onnx, got ${o.out}`);
+  const out = o.out ?? `${defaultRoot('models')}/cagan.onnx`;
+  if (!out.endsWith('.onnx')) throw new UserError(`--out must end in .onnx, got ${out}`);
   const t0 = Date.now();
+  const { initBackend } = await import('../backend.ts');
+  const { packPairs } = await import('./batch.ts');
+  const { loadBackgrounds, sourceDirFor } = await import('./data.ts');
+  const { exportDiscrepancy, onnxBytes, ourCard, writeModel } = await import('./export.ts');
+  const { heldOutPairs, scoreHeldOut, trainInpainter } = await import('./train.ts');
   const backend = await initBackend({ backend: o.backend, threads: o.threads, log: (l) => process.stderr.write(`${l}\n`) });
-  const sourceDir = o.source ?? (await sourceDirFor(o.dataset, o.corpora));
+  const sourceDir = o.source ?? (await sourceDirFor(o.dataset, resolveRoot('corpora', o.corporaRoot)));
   const set = await loadBackgrounds({ sourceDir, root: o.root, size: o.size, maxTrain: o.maxImages, maxHeldOut: o.heldOut, seed: o.seed });
   process.stderr.write(`inpainter: ${set.train.length} train images, ${set.heldOut.length} held-out (${set.heldOutSplit || 'none'}) from ${sourceDir}` +
     `${set.skipped ? `, ${set.skipped} without an object annotation skipped` : ''}; backend ${backend.name}\n`);
@@ -117,7 +119,7 @@ export async function runInpainterCli(o: CliOptions): Promise<{ onnx: string; ca
   const greyL1 = pairs.length ? meanGreyL1(set, pairs, o.size) : NaN;
   const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 
-  const name = basename(o.out, '.onnx');
+  const name = basename(out, '.onnx');
   const provenance = `cfgen make inpainter: trained on ${set.dataset} (train split, ${set.train.length} images, background holes ` +
     `${opts.holes.minFrac}-${opts.holes.maxFrac} of the side), steps=${o.steps}, batch=${o.batch}, size=${o.size}, width=${o.width}, ` +
     `lr=${o.lr}, seed=${o.seed}, loss=L1 in the hole (fine + coarse) + ${opts.outsideWeight} x L1 outside, Adam(0.5, 0.999), ` +
@@ -132,7 +134,7 @@ export async function runInpainterCli(o: CliOptions): Promise<{ onnx: string; ca
   const diff = await exportDiscrepancy(result.net, result.weights, bytes, probe.image, probe.mask, B, o.size);
   if (!(diff <= EXPORT_TOLERANCE)) throw new Error(`the exported ONNX model differs from the trained network by ${diff} (> ${EXPORT_TOLERANCE}); not writing it`);
 
-  const card = await writeModel(o.out, bytes, ourCard({ name, file: basename(o.out), size: o.size, provenance }));
+  const card = await writeModel(out, bytes, ourCard({ name, file: basename(out), size: o.size, provenance }));
   const secs = (Date.now() - t0) / 1000;
   const last = result.history.slice(-20);
   const meanLoss = last.reduce((s, h) => s + h.loss, 0) / Math.max(1, last.length);
@@ -140,9 +142,9 @@ export async function runInpainterCli(o: CliOptions): Promise<{ onnx: string; ca
     `inpainter: ${o.steps} steps in ${secs.toFixed(0)} s (${(o.steps / secs).toFixed(2)} steps/s, backend ${backend.name}); final loss ${meanLoss.toFixed(4)} (mean of last ${last.length})\n` +
     `  held-out hole L1 (0-255): ours ${fmt(heldOutL1)}, grey ${fmt(greyL1)}  (${pairs.length} holes; \`make bench-inpaint\` compares Tile and Random too)\n` +
     `  ONNX export matches tfjs to ${diff.toExponential(1)}\n` +
-    `  wrote ${o.out} (${(bytes.length / 1024).toFixed(0)} KiB) and ${card}\n`,
+    `  wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB) and ${card}\n`,
   );
-  return { onnx: o.out, card, heldOutL1 };
+  return { onnx: out, card, heldOutL1 };
 }
 
 /** L1 of a mid-grey (128) fill in the hole, 0–255 units: the floor any inpainter must beat. */

@@ -10,6 +10,7 @@ import { rngFor } from '../../manifests/rng.ts';
 import { decodeResized, resizeMask } from '../augment.ts';
 import { objectMaskOf } from '../data.ts';
 import { growMask, MaskIntegral } from './holes.ts';
+import { datasetRootOf } from '../../common/paths.ts';
 
 /**
  * Background images for the inpainter: every usable source image, resized to S×S, with the region a training hole
@@ -80,7 +81,7 @@ async function loadOne(root: string, row: SourceRow, size: number, file: string)
 
 export async function loadBackgrounds(o: LoadOptions): Promise<BackgroundSet> {
   const { metadata, rows } = await readSourceManifest(o.sourceDir);
-  const root = o.root ?? (typeof metadata.config.root === 'string' ? metadata.config.root : undefined);
+  const root = o.root ?? (typeof metadata.config.root === 'string' ? datasetRootOf(metadata.config.root) : undefined);
   if (!root) throw new UserError('the source manifest does not say where its dataset lives (metadata.config.root)', { file: o.sourceDir, fix: 'pass --root <dataset folder>' });
   const ok = rows.filter((r) => r.status === 'ok');
   const train = pick(ok.filter((r) => r.split === 'train'), o.maxTrain, o.seed, 'train');

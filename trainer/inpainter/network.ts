@@ -1,3 +1,4 @@
+import { SIZE_MULTIPLE } from './defaults.ts';
 import { GraphBuilder, type Graph } from '../onnx/graph.ts';
 
 /**
@@ -59,4 +60,4 @@ export function exportGraph(n: InpainterGraph): Graph {
 }
 
 /** Input sizes must be divisible by 4 (two stride-2 convolutions, then two ×2 up-samplings). */
-export const SIZE_MULTIPLE = 4;
+export { SIZE_MULTIPLE };

@@ -20,9 +20,7 @@ export interface TrainOptions {
   holes: HoleOptions;
 }
 
-export const TRAIN_DEFAULTS: TrainOptions = {
-  steps: 250, batch: 16, size: 64, width: 24, lr: 1e-3, seed: 0, outsideWeight: 0.1, holes: DEFAULT_HOLES,
-};
+export { TRAIN_DEFAULTS } from './defaults.ts';
 
 export interface TrainResult {
   net: InpainterGraph;
