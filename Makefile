@@ -10,13 +10,16 @@ CFGEN := npx --no-install tsx cfgen.ts
 DATASET ?= synth-waterbirds
 METHOD ?= cf-tile+f-random+sal@10
 
-opt = $(if $(2),--$(1) $(2))
+# Every variable reaches the shell single-quoted (a quote inside becomes '\''), so DATASET='x;touch f' is a
+# dataset name, never a command.
+q = '$(subst ','\'',$(1))'
+opt = $(if $(2),--$(1) $(call q,$(2)))
 
 .PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval \
         bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment clean
 
 help:
-	@echo "make train [METHOD=$(METHOD)] [DATASET=$(DATASET)] [SEED=] [EPOCHS=] [BACKEND=] [RUN=]  train + evaluate; prints where eval.json went"
+	@echo "make train [METHOD=cf-tile+f-random+sal@10] [DATASET=synth-waterbirds] [SEED=] [EPOCHS=] [BACKEND=] [RUN=]  train + evaluate; prints where eval.json went"
 	@echo "make generate [DATASET=] [METHODS=a,b] [VARIANTS=K] [SIZE=] [SEED=] [WORKERS=]   CF/F corpora"
 	@echo "make dataset [DATASET=]            build/ingest a dataset, write its source manifest"
 	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
@@ -41,28 +44,28 @@ typecheck: install
 	npx --no-install tsc --noEmit -p .
 
 dataset: install
-	$(CFGEN) dataset $(DATASET) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE))
+	$(CFGEN) dataset $(call q,$(DATASET)) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE))
 
 generate: install
-	$(CFGEN) generate --dataset $(DATASET) $(call opt,methods,$(METHODS)) $(call opt,variants,$(VARIANTS)) \
+	$(CFGEN) generate --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS)) $(call opt,variants,$(VARIANTS)) \
 	  $(call opt,size,$(SIZE)) $(call opt,seed,$(SEED)) $(call opt,workers,$(WORKERS))
 
 verify: install
-	$(CFGEN) verify --dataset $(DATASET) $(call opt,methods,$(METHODS))
+	$(CFGEN) verify --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS))
 
 sample-grid: install
-	$(CFGEN) sample-grid --dataset $(DATASET) $(call opt,methods,$(METHODS)) $(call opt,out,$(OUT))
+	$(CFGEN) sample-grid --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS)) $(call opt,out,$(OUT))
 
 inpainter: install dataset
-	$(CFGEN) inpainter --dataset $(DATASET) $(call opt,steps,$(STEPS)) $(call opt,seed,$(SEED))
+	$(CFGEN) inpainter --dataset $(call q,$(DATASET)) $(call opt,steps,$(STEPS)) $(call opt,seed,$(SEED))
 
 train: install
-	$(CFGEN) train --method '$(METHOD)' --dataset $(DATASET) $(call opt,seed,$(SEED)) $(call opt,epochs,$(EPOCHS)) \
+	$(CFGEN) train --method $(call q,$(METHOD)) --dataset $(call q,$(DATASET)) $(call opt,seed,$(SEED)) $(call opt,epochs,$(EPOCHS)) \
 	  $(call opt,backend,$(BACKEND)) $(call opt,run-id,$(RUN))
 
 eval: install
-	@test -n "$(RUN)" || { echo "error: give RUN=<run-id> (a folder under runs/)"; exit 2; }
-	$(CFGEN) eval --run $(RUN) $(call opt,backend,$(BACKEND))
+	@test -n $(call q,$(RUN)) || { echo "error: give RUN=<run-id> (a folder under runs/)"; exit 2; }
+	$(CFGEN) eval --run $(call q,$(RUN)) $(call opt,backend,$(BACKEND))
 
 bench: bench-generate bench-train bench-inpaint bench-roofline
 
