@@ -13,9 +13,7 @@ import { join } from 'node:path';
 import { ManifestWriter, TOOL_VERSION, rngFor, writeFileAtomic, type SourceRow } from '../manifests/index.ts';
 import { loadSegMask } from '../manifests/masks.ts';
 import { DEFAULT_METHODS } from '../pipeline/infills/index.ts';
-import { GENERATE_DEFAULTS, runGenerate } from '../pipeline/generate.ts';
-import { createProgress } from '../pipeline/generate-progress.ts';
-import { PER_WORKER } from '../pipeline/generate-pool.ts';
+import { createProgress, GENERATE_DEFAULTS, PER_WORKER, runGenerate } from '../pipeline/generate/index.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

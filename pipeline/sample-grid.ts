@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { UserError, readSourceManifest, rngFor, writeFileAtomic, type CorpusRow, type SourceRow } from '../manifests/index.ts';
 import { resolveInsideRoot } from '../manifests/masks.ts';
-import { partPath, readShardRows } from './generate-shards.ts';
+import { partPath, readShardRows } from './generate/index.ts';
+import { datasetRootOf } from '../common/paths.ts';
 
 /**
  * `sample-grid`: a PNG contact sheet like the paper's Figure 2. Row = one source image; column 1 the original, then
@@ -26,7 +27,7 @@ const HEADER = 22;
 
 export async function writeSampleGrid(o: SampleGridOptions): Promise<{ out: string; sources: string[] }> {
   const source = await readSourceManifest(join(o.base, 'source'));
-  const root = String(source.metadata.config.root ?? '');
+  const root = datasetRootOf(String(source.metadata.config.root ?? ''));
   const byId = new Map<string, SourceRow>(source.rows.map((r) => [r.id, r]));
   const corpora: { name: string; kind: string; rows: Map<string, CorpusRow> }[] = [];
   for (const name of o.methods) {

@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { METADATA_KEY, UserError, sha256Hex, type CorpusRow, type ManifestMetadata } from '../manifests/index.ts';
-import { corpusIdOf, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker } from './generate-shards.ts';
+import { corpusIdOf, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker } from './generate/index.ts';
 
 /**
  * `verify`: re-hash every file of a corpus against its manifest. Reports files that are missing, files whose bytes

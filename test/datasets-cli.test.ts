@@ -2,6 +2,7 @@ import { describe, it, expect, vi, afterEach } from 'vitest';
 import { join } from 'node:path';
 import { datasetCommand, formatSummary } from '../pipeline/cli-dataset.ts';
 import { readSourceManifest } from '../manifests/index.ts';
+import { defaultRoot } from '../common/paths.ts';
 import { tempDir, writeFolderFixture } from './fixtures/datasets.ts';
 
 function capture() {
@@ -19,7 +20,10 @@ describe('dataset CLI', () => {
     for (const flag of ['--data-root', '--corpora-root', '--seed', '--size', '--train', '--val', '--test', '--correlation', '--difficulty', '--fg-scale', '--force', '--strict']) {
       expect(help).toContain(flag);
     }
-    expect(help).toMatch(/default: "data"/);
+    // the roots default to the project's folders (not the current folder's), and the help says which
+    const flat = help.replace(/\s+/g, ' ');
+    expect(flat).toContain(`default: ${defaultRoot('data')};`);
+    expect(flat).toContain(`default: ${defaultRoot('corpora')};`);
     expect(help).toMatch(/synth-waterbirds 0\.95, synth-in9 0\.9, synth-cct 0\.9/);
   });
 

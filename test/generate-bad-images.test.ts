@@ -4,8 +4,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openManifest, type CorpusRow, type SourceRow } from '../manifests/index.ts';
-import { GENERATE_DEFAULTS, runGenerate, type GenerateOptions, type GenerateSummary } from '../pipeline/generate.ts';
-import { createProgress } from '../pipeline/generate-progress.ts';
+import { GENERATE_DEFAULTS, runGenerate, type GenerateOptions, type GenerateSummary, createProgress } from '../pipeline/generate/index.ts';
 import { H, W, baseRow, decodeRaw, png, rawImage, rawMask, writeSource } from './generate-fixture.ts';
 
 /**

@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GENERATE_DEFAULTS, runGenerate } from '../pipeline/generate.ts';
-import { createProgress } from '../pipeline/generate-progress.ts';
+import { GENERATE_DEFAULTS, runGenerate, createProgress } from '../pipeline/generate/index.ts';
 import { makeFixture, treeHashes } from './generate-fixture.ts';
 
 const METHODS = ['cf-random', 'cf-tile', 'f-shuffle'];

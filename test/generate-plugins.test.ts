@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openManifest, type CorpusRow } from '../manifests/index.ts';
 import { registerInfill, getInfill, type BatchInfill, type BatchItem, type InfillResult } from '../pipeline/infills/index.ts';
-import { GENERATE_DEFAULTS, resolveMethods, runGenerate, type GenerateOptions } from '../pipeline/generate.ts';
-import { createProgress } from '../pipeline/generate-progress.ts';
+import { GENERATE_DEFAULTS, resolveMethods, runGenerate, type GenerateOptions, createProgress } from '../pipeline/generate/index.ts';
 import { H, W, decodeRaw, makeFixture, objectAt, rawImage } from './generate-fixture.ts';
 
 /**
@@ -106,5 +105,25 @@ registerInfill({
       expect(wrong, r.id).toBe(0);
     }
     expect(JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8')).counts.ok).toBe(6);
+  });
+
+  it('stops with the worker\'s own error when a worker thread cannot start', async () => {
+    const fx = await makeFixture(4);
+    const plugin = join(fx.tmp, 'broken.mts');
+    const index = pathToFileURL(join(process.cwd(), 'pipeline', 'infills', 'index.ts')).href;
+    // registers in this thread, throws when a worker imports it: the pool must report it, not hang
+    await writeFile(plugin, `
+import { isMainThread } from 'node:worker_threads';
+import { registerInfill } from ${JSON.stringify(index)};
+if (!isMainThread) throw new Error('plugin broke in the worker');
+registerInfill({
+  name: 'f-broken', method: 'broken', kind: 'f', maskKind: 'seg', mode: 'sync', deterministic: true,
+  description: 'test: cannot load in a worker', defaults: {}, parseParams: () => ({}),
+  apply: (img) => ({ status: 'ok', image: img }),
+}, { moduleUrl: import.meta.url });
+`);
+    await import(pathToFileURL(plugin).href);
+    await expect(runGenerate(opts(fx.sourceDir, { methods: ['f-broken'], workers: 2 })))
+      .rejects.toThrow(/generate worker failed to start: Error: plugin broke in the worker/);
   });
 });

@@ -1,10 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rngFor } from '../manifests/rng.ts';
 import { getInfill, type BatchInfill } from '../pipeline/infills/index.ts';
-import { CAGAN_DEFAULT_CARD } from '../pipeline/inpaint/infill.ts';
+import { PROJECT_ROOT } from '../common/paths.ts';
+import { caganCardFile, caganDefaultCard } from '../pipeline/inpaint/infill.ts';
 import { exportOnnx } from '../trainer/onnx/export.ts';
 import { GraphBuilder } from '../trainer/onnx/graph.ts';
 
@@ -39,8 +43,8 @@ beforeAll(async () => {
 describe('cf-cagan infill (registered by importing pipeline/inpaint/infill.ts)', () => {
   it('is a deterministic CF box-hole method with validated params', () => {
     expect(cagan).toMatchObject({ kind: 'cf', maskKind: 'box', method: 'cagan', deterministic: true });
-    expect(cagan.parseParams({})).toEqual({ card: CAGAN_DEFAULT_CARD, device: 'cpu', batch: 8 });
-    expect(cagan.parseParams({ device: 'cuda', batch: '4' })).toEqual({ card: CAGAN_DEFAULT_CARD, device: 'cuda', batch: 4 });
+    expect(cagan.parseParams({})).toEqual({ card: caganDefaultCard(), device: 'cpu', batch: 8 });
+    expect(cagan.parseParams({ device: 'cuda', batch: '4' })).toEqual({ card: caganDefaultCard(), device: 'cuda', batch: 4 });
     expect(() => cagan.parseParams({ device: 'gpu' })).toThrow(/device must be one of cpu \| cuda/);
     expect(() => cagan.parseParams({ card: 'x.onnx' })).toThrow(/card must be a path to a <name>.card.json/);
     expect(() => cagan.parseParams({ model: 'x' })).toThrow(/unknown parameter "model"/);
@@ -75,5 +79,34 @@ describe('cf-cagan infill (registered by importing pipeline/inpaint/infill.ts)',
       });
     });
     await cagan.close!();
+  });
+});
+
+describe('cf-cagan\'s default card does not depend on the current folder', () => {
+  it('is recorded as models/cagan.card.json (so corpus ids stay as they were) and read from the project', () => {
+    expect(caganDefaultCard({})).toBe('models/cagan.card.json');
+    expect(caganCardFile(caganDefaultCard({}))).toBe(join(PROJECT_ROOT, 'models', 'cagan.card.json'));
+    const elsewhere = join(tmpdir(), 'cfgen-models');
+    expect(caganDefaultCard({ CFGEN_MODELS_ROOT: elsewhere })).toBe(join(elsewhere, 'cagan.card.json'));
+    expect(caganCardFile('/abs/x.card.json')).toBe('/abs/x.card.json');
+  });
+
+  it('joins the default methods when generate runs from another folder', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'cfgen-cwd-'));
+    const url = (...p: string[]) => pathToFileURL(join(PROJECT_ROOT, ...p)).href;
+    await writeFile(join(cwd, 'probe.mjs'), [
+      `import { resolveMethods } from ${JSON.stringify(url('pipeline', 'generate', 'run.ts'))};`,
+      `await import(${JSON.stringify(url('pipeline', 'inpaint', 'infill.ts'))});`,
+      'const methods = await resolveMethods(undefined);',
+      'console.log(JSON.stringify(methods.map((m) => m.name)));',
+      'for (const m of methods) await m.close?.();',
+    ].join('\n'));
+    // tsx by absolute path: `--import tsx` would be looked up from the temporary folder
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const env = { ...process.env };
+    delete env.CFGEN_MODELS_ROOT;
+    const r = spawnSync(process.execPath, ['--import', tsx, 'probe.mjs'], { cwd, env, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toContain('cf-cagan');
   });
 });

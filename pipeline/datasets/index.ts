@@ -9,6 +9,7 @@ import { readWaterbirds, waterbirdsFingerprint } from './waterbirds.ts';
 import { readIn9, in9Fingerprint } from './in9.ts';
 import { readCct, cctAnnotationFile, cctFingerprint } from './cct.ts';
 import { readFolder, folderFingerprint } from './folder.ts';
+import { defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
 
 export { readWaterbirds, readIn9, readCct, readFolder, summarizeRows };
 export type { AdapterResult, AdapterOptions };
@@ -53,9 +54,9 @@ const REAL: Record<'waterbirds' | 'in9' | 'cct', { adapter: AdapterName; release
 };
 
 export interface EnsureOptions {
-  /** folder holding the dataset folders (default `data`): dataset X is read from <dataRoot>/X/ */
+  /** folder holding the dataset folders (default: defaultRoot('data'), read at call time): dataset X is read from <dataRoot>/X/ */
   dataRoot?: string;
-  /** folder holding the manifests/corpora (default `corpora`): the source manifest goes to <corporaRoot>/<slug>/source/ */
+  /** folder holding the manifests/corpora (default: defaultRoot('corpora'), read at call time): the source manifest goes to <corporaRoot>/<slug>/source/ */
   corporaRoot?: string;
   /**
    * dataset seed (synthetic data; IN-9's carved val split). Left out together with every `synth` knob, an existing
@@ -91,7 +92,8 @@ export function datasetSlug(dataset: string): string {
   return dataset;
 }
 
-export function sourceManifestDir(dataset: string, corporaRoot = 'corpora'): string {
+/** `<corporaRoot>/<slug>/source`: where the source manifest of `dataset` lives (default root: the project's, not the current folder's). */
+export function sourceManifestDir(dataset: string, corporaRoot: string = defaultRoot('corpora')): string {
   return join(corporaRoot, datasetSlug(dataset), 'source');
 }
 
@@ -139,8 +141,8 @@ async function existingMetadata(dir: string): Promise<ManifestMetadata | null> {
  * a fingerprint of the dataset's index files / listing, so edited data triggers a rebuild).
  */
 export async function ensureSourceManifest(dataset: string, opts: EnsureOptions = {}): Promise<EnsuredManifest> {
-  const dataRoot = opts.dataRoot ?? 'data';
-  const corporaRoot = opts.corporaRoot ?? 'corpora';
+  const dataRoot = opts.dataRoot ?? defaultRoot('data');
+  const corporaRoot = opts.corporaRoot ?? defaultRoot('corpora');
   const log = opts.log ?? (() => {});
   const dir = sourceManifestDir(dataset, corporaRoot);
   let seed = opts.seed;
@@ -156,7 +158,8 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
   const { adapter, root } = await locate(dataset, dataRoot);
   const old = opts.force ? null : await existingMetadata(dir);
   seed ??= old?.seed ?? 0;
-  const rootAsGiven = isAbsolute(root) ? root : normalize(root);
+  // Recorded project-relative when inside the project: the manifest bytes (and every corpus id) match across clones.
+  const rootAsGiven = recordedDatasetRoot(root);
 
   // What decides the manifest's content; compared before reading any image.
   const identity = (m: { dataset: string; seed: number; tool_version: string; config: Record<string, unknown> }) => stableStringify({
@@ -167,7 +170,7 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
     const now = { dataset, seed, tool_version: TOOL_VERSION, config: { adapter, root: rootAsGiven, fingerprint: await FINGERPRINTS[adapter](resolve(root)), synth } };
     if (identity(old) === identity(now)) {
       log(`source manifest ${dir} is up to date`);
-      return { dir, root: rootAsGiven, metadata: old, rebuilt: false };
+      return { dir, root: resolve(root), metadata: old, rebuilt: false };
     }
   }
 
@@ -185,5 +188,5 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
   };
   await writeSourceManifest(dir, metadata, result.rows);
   log(`wrote source manifest ${dir} (${result.rows.length} rows)`);
-  return { dir, root: rootAsGiven, metadata, rebuilt: true, rows: result.rows };
+  return { dir, root: resolve(root), metadata, rebuilt: true, rows: result.rows };
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../../manifests/io.ts';
+import { parseCard, type ModelCard } from '../../common/model-card.ts';
 import type { Weights } from '../onnx/graph.ts';
 import { exportOnnx } from '../onnx/export.ts';
 import { runGraph } from '../onnx/tf-exec.ts';
@@ -12,10 +13,10 @@ export const IO_NAMES = { image: 'image', mask: 'mask', output: 'output' } as co
 export const OPSET = 13;
 
 /**
- * The model card we write next to the ONNX file. The trainer may not import the pipeline's card validator, so this
- * is a plain object in the documented schema (README.md, "CF(CAGAN)", "Model cards"); the runner validates it on load.
+ * The model card we write next to the ONNX file, typed by the schema both halves share (common/model-card.ts), so a
+ * field the runner would refuse is a compile error here rather than a failed `generate` later.
  */
-export function ourCard(o: { name: string; file: string; size: number; provenance: string }): Record<string, unknown> {
+export function ourCard(o: { name: string; file: string; size: number; provenance: string }): ModelCard {
   return {
     name: o.name,
     file: o.file,
@@ -69,9 +70,13 @@ export async function exportDiscrepancy(net: InpainterGraph, weights: Weights, b
   }
 }
 
-/** Write `<out>.onnx` and `<out without .onnx>.card.json` atomically; returns the card path. */
-export async function writeModel(outOnnx: string, bytes: Uint8Array, card: Record<string, unknown>): Promise<string> {
+/**
+ * Write `<out>.onnx` and `<out without .onnx>.card.json` atomically; returns the card path. The card is validated
+ * first (types cannot check value ranges or name clashes), so a model the runner would refuse is never written.
+ */
+export async function writeModel(outOnnx: string, bytes: Uint8Array, card: ModelCard): Promise<string> {
   const cardPath = join(dirname(outOnnx), `${basename(outOnnx, '.onnx')}.card.json`);
+  parseCard(card, cardPath);
   await writeFileAtomic(outOnnx, bytes);
   await writeJsonAtomic(cardPath, card);
   return cardPath;

@@ -1,11 +1,11 @@
-import { boundingBoxOfMask, boxesToMask, loadSegMask } from '../manifests/masks.ts';
-import { resolveInsideRoot } from '../manifests/masks.ts';
-import type { Mask, RGBImage } from '../manifests/pixels.ts';
-import type { SourceRow } from '../manifests/schema.ts';
-import type { MaskKind } from './infills/types.ts';
-import { decodeImageFile } from './decode.ts';
-import { maskArea, resizeMaskAnyOver, unionMask } from './masks-ops.ts';
-import { relativeToRoot } from './generate-paths.ts';
+import { boundingBoxOfMask, boxesToMask, loadSegMask } from '../../manifests/masks.ts';
+import { resolveInsideRoot } from '../../manifests/masks.ts';
+import type { Mask, RGBImage } from '../../manifests/pixels.ts';
+import type { SourceRow } from '../../manifests/schema.ts';
+import type { MaskKind } from '../infills/types.ts';
+import { decodeImageFile } from '../decode.ts';
+import { maskArea, resizeMaskAnyOver, unionMask } from '../masks-ops.ts';
+import { relativeToRoot } from './paths.ts';
 
 /**
  * One source row made ready for the infills: pixels at the output size, the object mask (segmentation where the
@@ -17,6 +17,7 @@ export type Prepared =
   | { status: 'ok'; image: RGBImage; object: Mask; objectKind: MaskKind; box: Mask }
   | { status: 'skipped' | 'error'; reason: string };
 
+/** Where a row's files live and the size to bring them to. */
 export interface PrepareOptions {
   /** dataset root: row paths are relative to it */
   root: string;
@@ -24,6 +25,7 @@ export interface PrepareOptions {
   size: { width: number; height: number } | null;
 }
 
+/** Decode, resize and mask one source row; never throws for bad data (see Prepared). */
 export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<Prepared> {
   if (row.status !== 'ok') return { status: 'skipped', reason: `source row has status ${row.status}: ${row.error ?? 'no reason given'}` };
   const hasBoxes = !!row.boxes && row.boxes.length >= 4;

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
-import { rngFor } from '../manifests/rng.ts';
-import type { CorpusRow, SourceRow } from '../manifests/schema.ts';
-import type { BatchInfill, BatchItem, InfillResult } from './infills/types.ts';
-import { prepareRow, type Prepared } from './generate-prepare.ts';
-import { baseCorpusRow, compositeRegion, regionFor, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './generate-item.ts';
+import { rngFor } from '../../manifests/rng.ts';
+import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
+import type { BatchInfill, BatchItem, InfillResult } from '../infills/types.ts';
+import { prepareRow, type Prepared } from './prepare.ts';
+import { baseCorpusRow, compositeRegion, regionFor, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './item.ts';
 
 /**
  * A batched (model) infill over one shard, on the main thread: rows are decoded `batchSize` at a time (decode runs

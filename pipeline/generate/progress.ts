@@ -10,6 +10,7 @@ export interface Progress {
   stop(): void;
 }
 
+/** A bar on a terminal (or when `tty`), timed lines otherwise, nothing with `quiet`. */
 export function createProgress(opts: { tty?: boolean; intervalMs?: number; stream?: NodeJS.WriteStream; quiet?: boolean } = {}): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { start() {}, tick() {}, stop() {} };

@@ -4,8 +4,8 @@ import * as arrow from 'apache-arrow';
 import {
   METADATA_KEY, encodeManifest, openManifest, sha256Hex, shardName, stableStringify, writeFileAtomic, writeJsonAtomic,
   type CorpusRow, type ManifestMetadata,
-} from '../manifests/index.ts';
-import type { WrittenFile } from './generate-item.ts';
+} from '../../manifests/index.ts';
+import type { WrittenFile } from './item.ts';
 
 /**
  * Corpus shards on disk: `<corpus>/manifest/part-NNNNN.arrow`, then its `part-NNNNN.done` marker, written last.
@@ -14,14 +14,17 @@ import type { WrittenFile } from './generate-item.ts';
  * shard is generated again, which is safe because every byte of it is a function of the config.
  */
 
+/** The `format` of a done marker, so a stray JSON file is never taken for one. */
 export const DONE_FORMAT = 'cfgen-shard-done';
 
+/** Rows by status. */
 export interface ShardCounts {
   ok: number;
   skipped: number;
   error: number;
 }
 
+/** The `part-NNNNN.done` file: proof that a shard and all its images were written for this config. */
 export interface DoneMarker {
   format: typeof DONE_FORMAT;
   shard: number;
@@ -34,31 +37,38 @@ export interface DoneMarker {
   files: Record<string, number>;
 }
 
+/** Shard `index` covers source rows [start, end). */
 export interface ShardSlice {
   index: number;
   start: number;
   end: number;
 }
 
+/** Fixed shards of `shardSize` rows (the last may be shorter): the same plan for any worker count. */
 export function planShards(rows: number, shardSize: number): ShardSlice[] {
   const out: ShardSlice[] = [];
   for (let s = 0, i = 0; s < rows; s += shardSize, i++) out.push({ index: i, start: s, end: Math.min(rows, s + shardSize) });
   return out;
 }
 
+/** The manifest part of shard `shard` of the corpus in `dir`. */
 export const partPath = (dir: string, shard: number) => join(dir, 'manifest', shardName('part', shard));
+/** The done marker of shard `shard` (written after its part). */
 export const donePath = (dir: string, shard: number) => partPath(dir, shard).replace(/\.arrow$/, '.done');
 
+/** SHA-256 of the rows' canonical JSON: what a done marker and the corpus id record. */
 export function rowsContentHash(rows: readonly CorpusRow[]): string {
   return sha256Hex(stableStringify(rows));
 }
 
+/** Count rows by status. */
 export function countRows(rows: readonly CorpusRow[]): ShardCounts {
   const c: ShardCounts = { ok: 0, skipped: 0, error: 0 };
   for (const r of rows) c[r.status as keyof ShardCounts]++;
   return c;
 }
 
+/** All rows of one manifest part. */
 export async function readShardRows(path: string): Promise<CorpusRow[]> {
   const m = await openManifest<CorpusRow>(path);
   const rows: CorpusRow[] = [];
@@ -66,6 +76,7 @@ export async function readShardRows(path: string): Promise<CorpusRow[]> {
   return rows;
 }
 
+/** A shard on disk: done for this config, missing, stale (regenerate it), or made by another config (refuse). */
 export type ShardState = { state: 'done'; marker: DoneMarker } | { state: 'missing' } | { state: 'stale'; why: string } | { state: 'other-config' };
 
 /** Is shard `index` of the corpus in `dir` complete for this config? */

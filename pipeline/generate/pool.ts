@@ -1,9 +1,6 @@
-import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { processRow, type RowJob, type RowResult, type RunContext } from './generate-item.ts';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorkers } from '../../common/worker-threads.ts';
+import { processRow, type RowJob, type RowResult, type RunContext } from './item.ts';
 
 /** Runs row jobs: in this thread (workers ≤ 1) or on a pool of worker threads. Results never depend on which. */
 export interface RowRunner {
@@ -20,24 +17,12 @@ export interface RowRunner {
  */
 export const PER_WORKER = Math.max(1, Number(process.env.CFGEN_PER_WORKER ?? 4));
 
+/** A runner for `workers` threads; with workers ≤ 1 rows run in this thread (no start-up cost, same results). */
 export async function createRowRunner(workers: number, ctx: RunContext, plugins: string[]): Promise<RowRunner> {
   if (workers <= 1) {
     return { workers: 1, inflight: PER_WORKER, run: (job) => processRow(job, ctx), close: async () => {} };
   }
   return ThreadPool.start(workers, ctx, plugins);
-}
-
-/**
- * Worker threads start from a tiny JS bootstrap that registers tsx's ESM hooks in the worker, then imports our .ts
- * worker. (`execArgv: ['--import', 'tsx']` is not enough on Node 20: the worker's entry is resolved before the hooks.)
- */
-function workerBootstrap(): string {
-  const pkgFile = createRequire(import.meta.url).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
-  const api = pathToFileURL(join(dirname(pkgFile), pkg.exports['./esm/api'].import.default)).href;
-  const entry = new URL('./generate-worker.ts', import.meta.url).href;
-  return `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })
-  .catch((e) => { require('node:worker_threads').parentPort.postMessage({ bootError: String(e && e.stack || e) }); });`;
 }
 
 interface Slot {
@@ -73,17 +58,9 @@ class ThreadPool implements RowRunner {
   }
 
   static async start(n: number, ctx: RunContext, plugins: string[]): Promise<ThreadPool> {
-    const code = workerBootstrap();
-    const slots = await Promise.all(Array.from({ length: n }, () => new Promise<Slot>((resolve, reject) => {
-      const worker = new Worker(code, { eval: true, workerData: { ctx, plugins } });
-      const onReady = (m: { ready?: boolean; bootError?: string }) => {
-        if (m.bootError) { worker.off('message', onReady); void worker.terminate(); reject(new Error(`generate worker failed to start: ${m.bootError}`)); }
-        if (m.ready) { worker.off('message', onReady); resolve({ worker, busy: 0 }); }
-      };
-      worker.on('message', onReady);
-      worker.once('error', reject);
-    })));
-    return new ThreadPool(n, slots);
+    const workers = await startTsWorkers(new URL('./worker.ts', import.meta.url), n, () => ({ label: 'generate worker', workerData: { ctx, plugins } }));
+    // the constructor attaches the run-time listeners synchronously, as startTsWorkers requires
+    return new ThreadPool(n, workers.map((worker) => ({ worker, busy: 0 })));
   }
 
   run(job: RowJob): Promise<RowResult> {

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
-import { rngFor } from '../manifests/rng.ts';
-import { sha256Hex, writeFileAtomic } from '../manifests/io.ts';
-import { stableStringify } from '../manifests/io.ts';
-import type { Mask, RGBImage } from '../manifests/pixels.ts';
-import type { CorpusRow, SourceRow } from '../manifests/schema.ts';
-import { getInfill, isBuiltinInfill, type Donor, type InfillMethod, type InfillResult, type Params } from './infills/index.ts';
-import { encodeImage, type ImageFormat } from './decode.ts';
-import { invertMask, maskArea } from './masks-ops.ts';
-import { prepareRow, type Prepared } from './generate-prepare.ts';
-import { imageRelPath, relativeToRoot } from './generate-paths.ts';
+import { rngFor } from '../../manifests/rng.ts';
+import { sha256Hex, writeFileAtomic } from '../../manifests/io.ts';
+import { stableStringify } from '../../manifests/io.ts';
+import type { Mask, RGBImage } from '../../manifests/pixels.ts';
+import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
+import { getInfill, isBuiltinInfill, type Donor, type InfillMethod, type InfillResult, type Params } from '../infills/index.ts';
+import { encodeImage, type ImageFormat } from '../decode.ts';
+import { invertMask, maskArea } from '../masks-ops.ts';
+import { prepareRow, type Prepared } from './prepare.ts';
+import { imageRelPath, relativeToRoot } from './paths.ts';
 
 /** What one method of a run needs to know (shared by the main thread and the worker threads). */
 export interface MethodPlan {
@@ -20,6 +20,7 @@ export interface MethodPlan {
   dir: string;
 }
 
+/** Everything a row needs besides the row itself; the same object (cloned) in every worker thread. */
 export interface RunContext {
   root: string;
   seed: number;
@@ -28,6 +29,7 @@ export interface RunContext {
   methods: Record<string, MethodPlan>;
 }
 
+/** One source row's work for the sync methods, with its donors already drawn (so any thread gives the same bytes). */
 export interface RowJob {
   index: number;
   row: SourceRow;
@@ -37,11 +39,13 @@ export interface RowJob {
   donors: Record<string, SourceRow[][]>;
 }
 
+/** An image written for a corpus: its path relative to the corpus folder and its size (checked on resume). */
 export interface WrittenFile {
   path: string;
   size: number;
 }
 
+/** What a row job produced, per method: its corpus rows and the files behind them. */
 export interface RowResult {
   index: number;
   rows: Record<string, CorpusRow[]>;

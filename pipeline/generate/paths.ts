@@ -1,6 +1,6 @@
 import { resolve, sep } from 'node:path';
-import { sha256Hex } from '../manifests/io.ts';
-import type { ImageFormat } from './decode.ts';
+import { sha256Hex } from '../../manifests/io.ts';
+import type { ImageFormat } from '../decode.ts';
 
 /**
  * Where a generated image goes inside its corpus folder. Source ids may hold any character (Waterbirds ids are

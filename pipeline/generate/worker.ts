@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { processRow, type RowJob, type RunContext } from './generate-item.ts';
+import { processRow, type RowJob, type RunContext } from './item.ts';
 
 /** Worker thread: runs the pure infills (and sharp decode/encode) for rows the main thread sends. */
 const { ctx, plugins } = workerData as { ctx: RunContext; plugins: string[] };

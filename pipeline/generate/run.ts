@@ -4,17 +4,18 @@ import pLimit from 'p-limit';
 import {
   MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, TOOL_VERSION, UserError, manifestDigest, readSourceManifest, sha256Hex,
   stableStringify, writeJsonAtomic, type CorpusRow, type ManifestMetadata, type SourceRow,
-} from '../manifests/index.ts';
-import { DEFAULT_METHODS, getInfill, listInfills, pluginModules, type InfillMethod, type Params } from './infills/index.ts';
-import type { ImageFormat } from './decode.ts';
-import { createRowRunner } from './generate-pool.ts';
-import { processBatchShard } from './generate-batch.ts';
-import { DonorIndex } from './generate-donors.ts';
-import type { MethodPlan, RowJob, RowResult, RunContext, WrittenFile } from './generate-item.ts';
-import { createProgress, type Progress } from './generate-progress.ts';
+} from '../../manifests/index.ts';
+import { DEFAULT_METHODS, getInfill, listInfills, pluginModules, type InfillMethod, type Params } from '../infills/index.ts';
+import type { ImageFormat } from '../decode.ts';
+import { createRowRunner } from './pool.ts';
+import { processBatchShard } from './batch.ts';
+import { DonorIndex } from './donors.ts';
+import type { MethodPlan, RowJob, RowResult, RunContext, WrittenFile } from './item.ts';
+import { createProgress, type Progress } from './progress.ts';
 import {
   corpusIdOf, planShards, removeTempFiles, shardState, stampShards, writeShard, type ShardCounts, type DoneMarker,
-} from './generate-shards.ts';
+} from './shards.ts';
+import { datasetRootOf, defaultRoot } from '../../common/paths.ts';
 
 /**
  * `generate`: write CF/F corpora for a dataset, one folder per method:
@@ -58,11 +59,19 @@ export interface GenerateOptions {
   onShardDone?: (method: string, shard: number) => void | Promise<void>;
 }
 
+/**
+ * Defaults for every option but the per-run ones. The roots are getters, read when the defaults are spread or used,
+ * so they honour CFGEN_CORPORA_ROOT / CFGEN_DATA_ROOT as set at that moment (tests set them after import) and never
+ * depend on the current folder.
+ */
 export const GENERATE_DEFAULTS = {
   dataset: 'synth-waterbirds', variants: 1, size: null, seed: 0, workers: 1, splits: ['train'], shardSize: 256,
-  strict: false, maxErrorRate: 0.05, corporaRoot: 'corpora', dataRoot: 'data', format: 'png', force: false, datasetSeed: 0,
+  strict: false, maxErrorRate: 0.05, format: 'png', force: false, datasetSeed: 0,
+  get corporaRoot(): string { return defaultRoot('corpora'); },
+  get dataRoot(): string { return defaultRoot('data'); },
 } as const satisfies Partial<GenerateOptions>;
 
+/** One method's corpus after a run. */
 export interface MethodSummary {
   name: string;
   dir: string;
@@ -72,6 +81,7 @@ export interface MethodSummary {
   resumedShards: number;
 }
 
+/** What runGenerate did, and the exit status the CLI should return. */
 export interface GenerateSummary {
   methods: MethodSummary[];
   counts: ShardCounts;
@@ -94,6 +104,10 @@ interface MethodState {
   resumed: number;
 }
 
+/**
+ * The methods of a run: the named ones (unknown or repeated names are a UserError), or with no names the default
+ * methods plus every registered batch method that says it can run now (cf-cagan when its model card is there).
+ */
 export async function resolveMethods(names: string[] | undefined): Promise<InfillMethod[]> {
   if (!names || names.length === 0) {
     const out: InfillMethod[] = DEFAULT_METHODS.map((n) => getInfill(n)!);
@@ -119,17 +133,18 @@ async function loadSource(opts: GenerateOptions, log: (l: string) => void): Prom
     root = opts.sourceRoot;
   } else {
     // loaded lazily: the dataset adapters are only needed when we ingest
-    const { ensureSourceManifest } = await import('./datasets/index.ts');
+    const { ensureSourceManifest } = await import('../datasets/index.ts');
     const ensured = await ensureSourceManifest(opts.dataset, { dataRoot: opts.dataRoot, corporaRoot: opts.corporaRoot, seed: opts.datasetSeed, log });
     dir = ensured.dir;
     root = ensured.root;
   }
   const { metadata, rows } = await readSourceManifest(dir);
-  root ??= typeof metadata.config.root === 'string' ? metadata.config.root : undefined;
+  root ??= typeof metadata.config.root === 'string' ? datasetRootOf(metadata.config.root) : undefined;
   if (!root) throw new UserError('the source manifest does not say where its dataset lives (metadata.config.root)', { file: dir, fix: 'pass --source-root <dataset folder>' });
   return { dir, root, metadata, rows };
 }
 
+/** Generate (or resume) one corpus per method; see the comment at the top of this file. */
 export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummary> {
   const t0 = Date.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));

@@ -1,5 +1,5 @@
-import { rngFor, type Rng } from '../manifests/rng.ts';
-import type { SourceRow } from '../manifests/schema.ts';
+import { rngFor, type Rng } from '../../manifests/rng.ts';
+import type { SourceRow } from '../../manifests/schema.ts';
 
 /**
  * Seeded donor choice for the methods that mix images (Mixed-Rand: another class's background; batch-scope
