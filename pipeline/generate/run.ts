@@ -134,7 +134,9 @@ async function loadSource(opts: GenerateOptions, log: (l: string) => void): Prom
   } else {
     // loaded lazily: the dataset adapters are only needed when we ingest
     const { ensureSourceManifest } = await import('../datasets/index.ts');
-    const ensured = await ensureSourceManifest(opts.dataset, { dataRoot: opts.dataRoot, corporaRoot: opts.corporaRoot, seed: opts.datasetSeed, log });
+    const ensured = await ensureSourceManifest(opts.dataset, {
+      dataRoot: opts.dataRoot, corporaRoot: opts.corporaRoot, seed: opts.datasetSeed, log, progress: stageLines(log),
+    });
     dir = ensured.dir;
     root = ensured.root;
   }
@@ -145,6 +147,20 @@ async function loadSource(opts: GenerateOptions, log: (l: string) => void): Prom
 }
 
 /** Generate (or resume) one corpus per method; see the comment at the top of this file. */
+/**
+ * Building or ingesting a dataset first can take a minute: report it through `log` as a line per stage change and
+ * at most one every 5 s, so a log never sits silent.
+ */
+function stageLines(log: (l: string) => void, everyMs = 5000): (done: number, total: number, stage: string) => void {
+  let last = 0, lastStage = '';
+  return (done, total, stage) => {
+    const now = Date.now();
+    if (stage === lastStage && now - last < everyMs && done !== total) return;
+    last = now; lastStage = stage;
+    log(`dataset ${stage}: ${done}/${total} images`);
+  };
+}
+
 export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummary> {
   const t0 = Date.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
