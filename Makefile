@@ -4,7 +4,7 @@
 # or CFGEN_MODELS_ROOT say otherwise; every command resolves them the same way (common/paths.ts).
 SHELL := /bin/bash
 # onnxruntime-node's postinstall would fetch CUDA binaries from outside the npm registry (offline here). npm 11
-# already skips it (package.json "allowScripts"); this covers older npm. CUDA users: see README, "GPU".
+# already skips it (package.json "allowScripts"); this covers older npm. CUDA users: see docs/cluster.md.
 export ONNXRUNTIME_NODE_INSTALL := skip
 CFGEN := npx --no-install tsx cfgen.ts
 DATASET ?= synth-waterbirds

@@ -1,5 +1,5 @@
 /**
- * Data-parallel step benchmark (README.md, "Data-parallel training steps"): step time of one process (train.ts's trainStep) against the
+ * Data-parallel step benchmark (docs/cluster.md): step time of one process (train.ts's trainStep) against the
  * data-parallel step of trainer/parallel.ts (this thread + N−1 workers, and optionally N workers with this thread
  * only summing), same run, steps interleaved so that a change in machine load hits every variant alike.
  *
@@ -22,7 +22,8 @@ import type { TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { createModel, presetConfig, type PresetName } from '../trainer/model.ts';
 import { startParallelStep, type ParallelStep } from '../trainer/parallel.ts';
-import { makeOptimizer, trainStep, type StepContext, type StepStats } from '../trainer/train.ts';
+import { makeOptimizer } from '../trainer/optimizer-state.ts';
+import { trainStep, type StepContext, type StepStats } from '../trainer/step.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -60,7 +60,7 @@ export interface ModelCard {
 
 const TOP_KEYS = ['name', 'file', 'layout', 'inputs', 'output', 'valueRange', 'outputRange', 'channelOrder', 'mask', 'size', 'licence', 'provenance'] as const;
 
-/** The card fields as documentation (README.md, "CF(CAGAN)" and `--help` print this). */
+/** The card fields as documentation (docs/inpainting.md and `--help` print this). */
 export const CARD_FIELD_DOCS: Record<(typeof TOP_KEYS)[number], string> = {
   name: 'short model name (logs, corpus params)',
   file: 'ONNX file, relative to the card',
@@ -87,7 +87,7 @@ function isObj(v: unknown): v is Json {
  * Every message starts "invalid model card:" and names the card file, so the user knows which file to edit.
  */
 export function invalidCard(file: string, msg: string, fix?: string): never {
-  throw new UserError(`invalid model card: ${msg}`, { file, fix: fix ?? 'see README.md, "CF(CAGAN)", "Model cards", for every field' });
+  throw new UserError(`invalid model card: ${msg}`, { file, fix: fix ?? 'see docs/inpainting.md, "Model cards", for every field' });
 }
 
 function onlyKeys(file: string, where: string, o: Json, allowed: readonly string[]): void {

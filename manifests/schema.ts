@@ -5,7 +5,7 @@ import * as arrow from 'apache-arrow';
  *  - a **source** manifest: one row per image of a dataset on disk (written by the dataset adapters);
  *  - a **corpus** manifest: one row per generated image (written by `generate`).
  * The pipeline writes them and the trainer reads them; neither imports the other, only this folder.
- * Column lists below are the single source of truth: writer, reader and README all derive from them.
+ * Column lists below are the single source of truth: writer, reader and docs/manifests.md all derive from them.
  */
 
 export const MANIFEST_FORMAT = 'cfgen-manifest';

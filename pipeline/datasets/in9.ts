@@ -46,7 +46,7 @@ export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<
   const trainDir = 'train/original/train';
   const train = await listClassFolders(root, trainDir);
   if (!train.size) {
-    throw new UserError(`no class folders with images in ${trainDir}/`, { file: join(root, trainDir), fix: 'expected train/original/train/00_dog/*.JPEG ... 08_fish/ (see README.md, "Datasets")' });
+    throw new UserError(`no class folders with images in ${trainDir}/`, { file: join(root, trainDir), fix: 'expected train/original/train/00_dog/*.JPEG ... 08_fish/ (see docs/datasets.md)' });
   }
   const classFolders = [...train.keys()].sort(naturalCompare);
   const classNames = classFolders.map(in9ClassName);

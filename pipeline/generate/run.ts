@@ -174,7 +174,7 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
     try {
       parsed.set(m.name, m.parseParams(opts.params[m.name] ?? {}));
     } catch (e) {
-      throw new UserError((e as Error).message, { fix: `see \`generate --help\` and README.md, "Generating CF / F corpora" for ${m.name}'s parameters` });
+      throw new UserError((e as Error).message, { fix: `see \`generate --help\` and docs/generate.md for ${m.name}'s parameters` });
     }
     if (m.mode === 'batch') {
       const why = await m.unavailableReason?.(parsed.get(m.name)!);

@@ -55,7 +55,7 @@ const shuffleDonors = {
 const BUILTINS: InfillMethod[] = [
   {
     name: 'cf-grey', method: 'grey', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
-    description: `box hole filled with mid-grey (${GREY_U8}, i.e. 0.5; see README.md, "Generating CF / F corpora")`,
+    description: `box hole filled with mid-grey (${GREY_U8}, i.e. 0.5; see docs/generate.md)`,
     defaults: { value: GREY_U8 },
     parseParams: (raw) => { checkKeys('cf-grey', raw, ['value']); return { value: intParam('cf-grey', 'value', raw.value ?? GREY_U8, 0, 255) }; },
     apply: (img, region, _rng, p) => ({ status: 'ok', image: greyInfill(img, region, Number(p.value)) }),

@@ -59,7 +59,7 @@ export function caganInfill(): BatchInfill {
   return {
     name: 'cf-cagan', method: 'cagan', kind: 'cf', maskKind: 'box', mode: 'batch', deterministic: true,
     // getters: the default card follows CFGEN_MODELS_ROOT as it is when asked, not when this module was loaded
-    get description() { return `box hole inpainted by an ONNX model described by a model card (default ${caganDefaultCard()}; README.md, "CF(CAGAN)")`; },
+    get description() { return `box hole inpainted by an ONNX model described by a model card (default ${caganDefaultCard()}; docs/inpainting.md)`; },
     get defaults() { return { card: caganDefaultCard(), device: 'cpu', batch: RUNNER_BATCH }; },
     batchSize: RUNNER_BATCH * 4,
     parseParams(raw: Params): Params {
@@ -78,7 +78,7 @@ export function caganInfill(): BatchInfill {
       try {
         await access(file);
       } catch {
-        return `no model card at ${file}; run \`make inpainter\` to train ours (a few minutes on CPU), or write a card for your own model (README.md, "CF(CAGAN)")`;
+        return `no model card at ${file}; run \`make inpainter\` to train ours (a few minutes on CPU), or write a card for your own model (docs/inpainting.md)`;
       }
       try {
         await open(p);

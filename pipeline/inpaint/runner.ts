@@ -25,7 +25,7 @@ export interface InpainterOptions {
 /**
  * The session options the runner uses. Spin-waiting is off by default: a spinning intra-op thread burns a core
  * the main thread needs for resizing the next batch, and on a shared 2-core machine (load ~15) it halved
- * session.run throughput in our measurement (14.8 → 32.5 img/s without spinning; README.md, "CF(CAGAN)").
+ * session.run throughput in our measurement (14.8 → 32.5 img/s without spinning; docs/inpainting.md).
  */
 export function sessionOptionsFor(opts: InpainterOptions = {}): SessionOptionsLite {
   return {
@@ -67,7 +67,7 @@ export class OnnxInpainter {
       if (!(await stat(modelPath)).isFile()) throw new Error('not a file');
     } catch {
       throw new UserError(`the card's model file "${card.file}" does not exist (looked at ${modelPath})`, {
-        file: cardPath, fix: 'fix "file" (relative to the card), or create the model: `make inpainter` for ours, README.md, "CF(CAGAN)" for DeepFill',
+        file: cardPath, fix: 'fix "file" (relative to the card), or create the model: `make inpainter` for ours, docs/inpainting.md for DeepFill',
       });
     }
     if (device === 'cuda') assertCudaProviderInstalled();

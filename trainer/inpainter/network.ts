@@ -6,7 +6,7 @@ import { GraphBuilder, type Graph } from '../onnx/graph.ts';
  * refinement network of the same shape, each an encoder (two stride-2 convolutions), a dilated middle (rates 2, 4,
  * 8 at quarter resolution: the receptive field covers the whole 64 px input, so the hole sees context from every
  * side) and an up-sampling decoder. ELU activations, tanh output in [−1, 1]. The refinement network sees the coarse
- * result pasted into the hole. The contextual-attention branch of DeepFill is left out (see README.md, "CF(CAGAN)").
+ * result pasted into the hole. The contextual-attention branch of DeepFill is left out (see docs/inpainting.md).
  *
  * Inputs (NHWC in tfjs, NCHW in the exported ONNX): `image` in [−1, 1] with 3 channels, `mask` with 1 channel,
  * 1 = hole. The image is multiplied by (1 − mask) first, so whatever the caller left in the hole cannot leak through.
@@ -27,7 +27,7 @@ export interface InpainterGraph {
 /**
  * One encoder–dilated–decoder network. Everything runs at ≤ half resolution (64 px input → 32 → 16) and the 3-channel
  * result is bilinearly up-sampled ×2 at the end: on a CPU the full-resolution layers cost most of a step, and at this
- * model size they bought no measurable L1 (README.md, "CF(CAGAN)").
+ * model size they bought no measurable L1 (docs/inpainting.md).
  */
 function stage(g: GraphBuilder, x: string, c: number, name: string): string {
   let h = g.elu(g.conv(x, c, { k: 5, stride: 2, name: `${name}.e1` }));
