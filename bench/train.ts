@@ -21,7 +21,8 @@ import { measureRoofline } from '../trainer/roofline.ts';
 import { createModel, presetConfig, type PresetName } from '../trainer/model.ts';
 import { loadDatasetIndex, trainBatches, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
-import { makeOptimizer, trainStep } from '../trainer/train.ts';
+import { makeOptimizer } from '../trainer/optimizer-state.ts';
+import { trainStep } from '../trainer/step.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 

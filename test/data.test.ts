@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestWriter, TOOL_VERSION, readSourceManifest, rngFor, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
 import { resizeMask, chooseCrop, trainResizeSide } from '../trainer/augment.ts';
-import { loadDatasetIndex, missingCorpora, trainBatches, evalBatches, epochOrder, pickVariant, ROLE, type TrainBatch } from '../trainer/data.ts';
+import { loadDatasetIndex, missingCorpora, resolveDatasetRoot, trainBatches, evalBatches, epochOrder, pickVariant, ROLE, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
+import { PROJECT_ROOT } from '../common/paths.ts';
 import { writeToyDataset, pngOf, type Toy } from './train-fixture.ts';
 
 const byte = (v: number): number => Math.round((v + 1) * 127.5);
@@ -195,5 +196,24 @@ describe('train stream with corpora', () => {
 
   it('names the command to run when the dataset is missing', async () => {
     await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: 'nope', terms: [] })).rejects.toThrow(/make dataset DATASET=nope/);
+  });
+});
+
+describe('dataset root of a source manifest', () => {
+  it('a relative config.root is found from the project folder, then beside the corpora root; never from the current folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsroot-'));
+    await mkdir(join(dir, 'data', 'mine'), { recursive: true });
+    expect(await resolveDatasetRoot('trainer', join(dir, 'corpora'))).toBe(join(PROJECT_ROOT, 'trainer'));
+    expect(await resolveDatasetRoot('data/mine', join(dir, 'corpora'))).toBe(join(dir, 'data', 'mine'));
+    expect(await resolveDatasetRoot(join(dir, 'data', 'mine'), '/elsewhere/corpora')).toBe(join(dir, 'data', 'mine'));
+    // a folder that exists only relative to the current folder is not found
+    await mkdir(join(dir, 'cwd-only'));
+    const saved = process.cwd();
+    try {
+      process.chdir(dir);
+      expect(await resolveDatasetRoot('cwd-only', '/elsewhere/corpora')).toBeNull();
+    } finally {
+      process.chdir(saved);
+    }
   });
 });

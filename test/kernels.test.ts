@@ -1,6 +1,6 @@
 /**
  * Our wasm kernels against the cpu backend, our gradients against finite differences and hand-derived values,
- * and the ResNetV2 op patterns forward / backward / doubly backward on wasm against cpu (trainer/kernels/probe.ts).
+ * and the ResNetV2 op patterns forward / backward / doubly backward on wasm against cpu (trainer/kernels/probe.ts, also run by bench/kernels-probe.ts).
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';

@@ -6,7 +6,8 @@ import { ROLE, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod, type MethodSpec } from '../trainer/method.ts';
 import { createModel, presetConfig, type Model } from '../trainer/model.ts';
 import { paramLayout, shardBatch, shardGradient, startParallelStep, type ParallelStep } from '../trainer/parallel.ts';
-import { makeOptimizer, trainStep, type StepContext } from '../trainer/train.ts';
+import { makeOptimizer } from '../trainer/optimizer-state.ts';
+import { trainStep, type StepContext } from '../trainer/step.ts';
 
 const S = 16, K = 3;
 const CFG = presetConfig('tiny', K);

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { train, REPO_ROOT, type TrainOptions } from '../trainer/train.ts';
+import { PROJECT_ROOT } from '../common/paths.ts';
+import { train, type TrainOptions } from '../trainer/train.ts';
 import { loadModel } from '../trainer/checkpoint.ts';
 import { writeToyDataset, type Toy } from './train-fixture.ts';
 
@@ -103,8 +104,12 @@ describe('train + evaluate (API)', () => {
     expect(more.state).toMatchObject({ epoch: 2, step: 3, stopReason: 'epochs' });
   });
 
-  it('runs the generator for a missing corpus, then trains with it', async () => {
-    const r = await train(opts({ method: 'cf-grey', runId: 'autogen', epochs: 1, evaluate: false }));
+  it('runs the generator for a missing corpus, saying so first, then trains with it', async () => {
+    const log: string[] = [];
+    const r = await train(opts({ method: 'cf-grey', runId: 'autogen', epochs: 1, evaluate: false, log: (l) => log.push(l) }));
+    expect(log.find((l) => l.startsWith('corpora missing'))).toMatch(/^corpora missing \(cf-grey\): generating them first with npx tsx cfgen\.ts generate .*this can take minutes/);
+    // the lines logged before the run folder existed are in its train.log too
+    expect(await readFile(join(runsRoot, 'autogen', 'train.log'), 'utf8')).toMatch(/corpora missing \(cf-grey\)[\s\S]*corpora cf-grey generated[\s\S]*backend /);
     expect(r.config.corpora['cf-grey'].originalsCovered).toBe(8);
     expect(r.config.corpora['cf-grey'].corpusId).toMatch(/^[0-9a-f]{16,}$/);
     const m = await lines(join(runsRoot, 'autogen', 'metrics.jsonl'));
@@ -121,7 +126,7 @@ describe('make train (CLI end to end)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trmake-'));
     const small = await writeToyDataset(dir, { dataset: 'synth-toy', side: 20, counts: { train: 4, val: 2, test: 4 } });
     const r = spawnSync('make', ['-s', 'train', 'METHOD=orig', 'DATASET=synth-toy', 'EPOCHS=1', 'RUN=smoke', 'BACKEND=wasm'], {
-      cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, CFGEN_CORPORA_ROOT: small.corporaRoot, CFGEN_RUNS_ROOT: join(dir, 'runs') },
+      cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, CFGEN_CORPORA_ROOT: small.corporaRoot, CFGEN_RUNS_ROOT: join(dir, 'runs') },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/NOT THE PAPER'S TABLE 8/);

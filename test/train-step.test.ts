@@ -8,7 +8,8 @@ import { createModel, presetConfig, type Model } from '../trainer/model.ts';
 import { loadDatasetIndex, trainBatches, type DatasetIndex, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { saliencyPenalty } from '../trainer/losses.ts';
-import { trainStep, makeOptimizer, saveOptimizerState, loadOptimizerState, type StepContext } from '../trainer/train.ts';
+import { makeOptimizer, saveOptimizerState, loadOptimizerState } from '../trainer/optimizer-state.ts';
+import { trainStep, type StepContext } from '../trainer/step.ts';
 import { writeToyDataset } from './train-fixture.ts';
 
 let index: DatasetIndex;

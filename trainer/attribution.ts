@@ -26,10 +26,11 @@ export function inputGradient(forward: Forward, x: tf.Tensor4D, labels: Int32Arr
  * Expected gradients (Erion et al. 2021): E over a baseline b drawn from the eval images and α ~ U(0, 1) of
  * (x − b) ⊙ ∂z_y/∂x at b + α(x − b). A Monte-Carlo average over `samples` draws, seeded; with one baseline and
  * α on a grid it is integrated gradients. `baselines` is a pool [N, H, W, C] (e.g. other images of the eval set).
+ * `onSample(s)` is called after draw s (1-based), for progress reports.
  */
 export function expectedGradients(
   forward: Forward, x: tf.Tensor4D, labels: Int32Array, numClasses: number, baselines: tf.Tensor4D,
-  opts: { samples: number; seed: number | string },
+  opts: { samples: number; seed: number | string; onSample?: (s: number) => void },
 ): tf.Tensor4D {
   const [B] = x.shape;
   const pool = baselines.shape[0];
@@ -48,6 +49,7 @@ export function expectedGradients(
     });
     acc.dispose();
     acc = next;
+    opts.onSample?.(s + 1);
   }
   const out = tf.div(acc, opts.samples) as tf.Tensor4D;
   acc.dispose();

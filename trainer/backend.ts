@@ -183,10 +183,3 @@ export function availableBackends(): BackendAvailability[] {
     { choice: 'cpu', available: true, detail: 'tfjs-backend-cpu (bundled, plain JavaScript, slow)' },
   ];
 }
-
-/** One line per backend, for a CLI's --help text. */
-export function describeBackends(): string {
-  return availableBackends()
-    .map((b) => `  ${b.choice.padEnd(15)} ${b.available ? 'available ' : 'missing   '} ${b.detail}`)
-    .join('\n');
-}

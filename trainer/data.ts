@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../common/paths.ts';
 import { stat } from 'node:fs/promises';
 import { manifestDigest, openManifest, readSourceManifest } from '../manifests/reader.ts';
 import { UserError } from '../manifests/errors.ts';
@@ -24,12 +24,15 @@ export const VAL_SPLITS = ['val', 'cis_val'];
 /** Fraction of train held out for validation when the source manifest has no validation split. */
 export const HOLDOUT_FRACTION = 0.1;
 
+/** `<corpora>/<dataset>/source`: the dataset's source manifest. */
 export function sourceDir(corporaRoot: string, dataset: string): string {
   return join(corporaRoot, dataset, 'source');
 }
+/** `<corpora>/<dataset>/<folder>`: one generated corpus (images + manifest). */
 export function corpusDir(corporaRoot: string, dataset: string, folder: string): string {
   return join(corporaRoot, dataset, folder);
 }
+/** The manifest folder of a corpus. */
 export function corpusManifestDir(corporaRoot: string, dataset: string, folder: string): string {
   return join(corpusDir(corporaRoot, dataset, folder), 'manifest');
 }
@@ -40,12 +43,14 @@ export interface GeneratedSet {
   rows: CorpusRow[];
 }
 
+/** A train original with its generated images, per corpus term of the run. */
 export interface TrainExample {
   row: SourceRow;
   /** parallel to the run's corpus terms; rows may be empty (mask empty / covers everything: no CF or F image) */
   generated: GeneratedSet[];
 }
 
+/** Everything a run reads of a dataset: its rows by role, joined with the run's corpora. */
 export interface DatasetIndex {
   dataset: string;
   /** the source manifest folder, for error messages */
@@ -72,15 +77,15 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
 /**
- * The dataset folder named by a source manifest. A relative config.root is relative to where `cfgen dataset` ran:
- * tried against the working directory, the parent of the corpora root, then the repository root.
+ * The dataset folder named by a source manifest. A relative config.root is relative to the project folder (where
+ * `cfgen dataset` records it from, common/paths.ts); a manifest written elsewhere may be relative to the folder
+ * holding its corpora root (a copy of the project's data/ + corpora/ pair), which is tried next. Never the current
+ * folder: the same command must find the same data wherever it is run from.
  */
 export async function resolveDatasetRoot(root: string, corporaRoot: string): Promise<string | null> {
   if (isAbsolute(root)) return (await exists(root)) ? root : null;
-  for (const base of [process.cwd(), dirname(resolve(corporaRoot)), REPO_ROOT]) {
+  for (const base of [PROJECT_ROOT, dirname(resolve(corporaRoot))]) {
     const p = resolve(base, root);
     if (await exists(p)) return p;
   }
@@ -124,7 +129,7 @@ export async function loadDatasetIndex(opts: { corporaRoot: string; dataset: str
   const root = await resolveDatasetRoot(rawRoot, corporaRoot);
   if (!root) {
     throw new UserError(`dataset folder "${rawRoot}" (config.root of the source manifest) not found`, {
-      file: srcDir, fix: `run from the folder it is relative to, or rebuild the manifest: make dataset DATASET=${dataset}`,
+      file: srcDir, fix: `put the dataset at ${isAbsolute(rawRoot) ? rawRoot : join(PROJECT_ROOT, rawRoot)} (a relative root is relative to the project folder), or rebuild the manifest: make dataset DATASET=${dataset}`,
     });
   }
   const adapter = String(metadata.config?.adapter ?? 'folder');
@@ -226,8 +231,10 @@ export async function objectMaskOf(root: string, row: SourceRow): Promise<{ mask
   return null;
 }
 
+/** What an image of a batch is: an original, or a CF / F image of one. */
 export const ROLE = { orig: 0, cf: 1, f: 2 } as const;
 
+/** One step's images, normalised, originals first; generated images follow and point to their original. */
 export interface TrainBatch {
   /** crop side S */
   size: number;
@@ -259,6 +266,7 @@ interface LoadedGroup {
   generated: { t: number; row: CorpusRow; px: Float32Array }[];
 }
 
+/** How trainBatches cuts and augments an epoch. */
 export interface TrainStreamOptions {
   batchSize: number;
   size: number;
@@ -338,6 +346,7 @@ function assemble(groups: LoadedGroup[], opts: TrainStreamOptions, nTerms: numbe
   return b;
 }
 
+/** Steps of an epoch of `nExamples` originals in batches of `batchSize` (the last batch may be short). */
 export function stepsPerEpoch(nExamples: number, batchSize: number, limit?: number): number {
   return Math.ceil(Math.min(nExamples, limit ?? Infinity) / batchSize);
 }
@@ -368,6 +377,7 @@ export async function* trainBatches(index: DatasetIndex, epoch: number, opts: Tr
   }
 }
 
+/** A batch of eval-preprocessed images (resized to S×S), with masks when asked. */
 export interface EvalBatch {
   size: number;
   n: number;

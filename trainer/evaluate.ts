@@ -1,19 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { basename, join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { UserError } from '../manifests/errors.ts';
-import { writeJsonAtomic } from '../manifests/io.ts';
-import { rngFor } from '../manifests/rng.ts';
 import type { SourceRow } from '../manifests/schema.ts';
 import { evalBatches, loadDatasetIndex } from './data.ts';
+import { EVAL_DEFAULTS } from './eval-defaults.ts';
+import { writeEvalReport, type KeptFrom } from './eval-file.ts';
 import {
-  accuracy, argmaxRows, groupAccuracy, macroOvrAuc, nextClassShift, pixelImportance, saliencyAupr, softmaxRows,
-  waterbirdsAccuracy, type MacroAuc, type NextClassShift, type SaliencyAupr, type WaterbirdsAccuracy,
+  accuracy, argmaxRows, groupAccuracy, macroOvrAuc, nextClassShift, softmaxRows,
+  waterbirdsAccuracy, type MacroAuc, type NextClassShift, type WaterbirdsAccuracy,
 } from './metrics.ts';
-import { expectedGradients, inputGradient } from './attribution.ts';
 import type { Model } from './model.ts';
-import type { RunConfig } from './train.ts';
 import type { ValMetric } from './presets.ts';
+import { readRunConfig, readRunState } from './run-state.ts';
+import { evaluateSaliency, type SaliencyOptions, type SaliencyReport } from './saliency-eval.ts';
+
+export { EVAL_DEFAULTS } from './eval-defaults.ts';
+export type { SaliencyReport } from './saliency-eval.ts';
 
 /**
  * Test-time evaluation (DESIGN §7) at the best-validation checkpoint: accuracy per split and variant, the dataset's
@@ -37,6 +39,7 @@ export async function predictLogits(
   return out;
 }
 
+/** One validation pass: the selection metric and the figures logged beside it. */
 export interface ValResult {
   metric: number;
   metricName: ValMetric;
@@ -66,6 +69,7 @@ export function validationResult(logits: Float32Array, rows: readonly SourceRow[
   return { metric, metricName, acc, worstGroup: wg, auc, loss: meanCrossEntropy(logits, labels, k), n: rows.length };
 }
 
+/** Accuracy of one test split, and its dataset's own metrics where they apply. */
 export interface SplitReport {
   n: number;
   acc: number;
@@ -75,13 +79,7 @@ export interface SplitReport {
   auc?: MacroAuc;
 }
 
-export interface SaliencyReport {
-  /** subset name (e.g. test/original, test/flip, cis_test) → AUPR by each attribution */
-  subsets: Record<string, { inputGradient: Omit<SaliencyAupr, 'perImage'>; expectedGradients: Omit<SaliencyAupr, 'perImage'> | null }>;
-  imagesPerSubset: number;
-  egSamples: number;
-}
-
+/** eval.json: a run's test-time results at its best-validation checkpoint. */
 export interface EvalReport {
   run: string | null;
   dataset: string;
@@ -97,96 +95,22 @@ export interface EvalReport {
   saliency: SaliencyReport | null;
   /** the numbers a results table shows for this dataset (fractions, not percent) */
   headline: Record<string, number>;
+  /** results this evaluation did not compute, kept from an earlier eval.json (eval-file.ts); absent when none */
+  kept?: KeptFrom;
 }
 
-export interface EvalOptions {
-  size: number;
-  batchSize: number;
-  /** images per saliency subset (seeded sample of those with a mask); 0 skips saliency */
-  auprImages: number;
-  /** Monte-Carlo draws of expected gradients; 0 computes the input gradient only */
-  egSamples: number;
-  seed: number;
+/** How to evaluate: image size and batch, the saliency sample, the seed of its draws. */
+export interface EvalOptions extends SaliencyOptions {
   /** parallel image decodes */
   concurrency?: number;
-  log?: (line: string) => void;
 }
-
-export const EVAL_DEFAULTS = { batchSize: 64, auprImages: 200, egSamples: 16 } as const;
 
 /** File-name pairing key of IN-9 test variants: the class and the file name, identical across variants. */
 export function variantPairKey(row: SourceRow): string {
   return `${row.label}/${basename(row.path)}`;
 }
 
-function pick<T>(items: readonly T[], n: number, seed: number | string): T[] {
-  if (items.length <= n) return [...items];
-  const idx = Array.from({ length: items.length }, (_, i) => i);
-  rngFor('aupr-subset', seed).shuffle(idx);
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => items[i]);
-}
-
-async function saliencyOf(model: Model, root: string, name: string, rows: readonly SourceRow[], pool: readonly SourceRow[], opts: EvalOptions): Promise<SaliencyReport['subsets'][string]> {
-  const k = model.config.numClasses;
-  const S = opts.size;
-  const forward = (x: tf.Tensor4D): tf.Tensor2D => model.apply(x);
-  let baselines: tf.Tensor4D | null = null;
-  if (opts.egSamples > 0) {
-    const parts: Float32Array[] = [];
-    for await (const b of evalBatches(root, pick(pool, 32, `${opts.seed}/${name}/pool`), { size: S, batchSize: 32 })) parts.push(b.x);
-    const flat = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) { flat.set(p, o); o += p.length; }
-    baselines = tf.tensor4d(flat, [flat.length / (S * S * 3), S, S, 3]);
-  }
-  const ig: { importance: Float64Array; mask: Float32Array }[] = [];
-  const eg: { importance: Float64Array; mask: Float32Array }[] = [];
-  let batchNo = 0;
-  for await (const b of evalBatches(root, rows, { size: S, batchSize: Math.min(opts.batchSize, 32), withMasks: true })) {
-    const x = tf.tensor4d(b.x, [b.n, S, S, 3]);
-    const g = inputGradient(forward, x, b.labels, k);
-    const gv = await g.data();
-    g.dispose();
-    let ev: Float32Array | null = null;
-    if (baselines) {
-      const e = expectedGradients(forward, x, b.labels, k, baselines, { samples: opts.egSamples, seed: `${opts.seed}/${name}/${batchNo}` });
-      ev = await e.data() as Float32Array;
-      e.dispose();
-    }
-    x.dispose();
-    const px = S * S * 3;
-    for (let i = 0; i < b.n; i++) {
-      if (!b.hasMask[i]) continue;
-      const mask = b.masks!.subarray(i * S * S, (i + 1) * S * S);
-      ig.push({ importance: pixelImportance(gv.subarray(i * px, (i + 1) * px)), mask });
-      if (ev) eg.push({ importance: pixelImportance(ev.subarray(i * px, (i + 1) * px)), mask });
-    }
-    batchNo++;
-  }
-  baselines?.dispose();
-  const strip = (r: SaliencyAupr): Omit<SaliencyAupr, 'perImage'> => ({ mean: r.mean, n: r.n, skipped: r.skipped });
-  return { inputGradient: strip(saliencyAupr(ig)), expectedGradients: baselines ? strip(saliencyAupr(eg)) : null };
-}
-
-/** The saliency subsets of a dataset: the ones the paper reports (Tables 2, 5, 7), else one per test split. */
-function saliencySubsets(adapter: string, test: Map<string, SourceRow[]>): { name: string; rows: SourceRow[]; pool: SourceRow[] }[] {
-  const out: { name: string; rows: SourceRow[]; pool: SourceRow[] }[] = [];
-  for (const [split, all] of test) {
-    const rows = all.filter((r) => r.mask_path || (r.boxes && r.boxes.length >= 4));
-    if (!rows.length) continue;
-    if (adapter === 'waterbirds' && rows.every((r) => r.place !== null)) {
-      out.push({ name: `${split}/original`, rows: rows.filter((r) => r.label === r.place), pool: all });
-      out.push({ name: `${split}/flip`, rows: rows.filter((r) => r.label !== r.place), pool: all });
-    } else if (rows.some((r) => r.variant)) {
-      for (const v of ['original', 'mixed_next']) {
-        const vr = rows.filter((r) => r.variant === v);
-        if (vr.length) out.push({ name: `${split}/${v}`, rows: vr, pool: all.filter((r) => r.variant === v) });
-      }
-    } else out.push({ name: split, rows, pool: all });
-  }
-  return out;
-}
-
+/** The figures a results table shows for this dataset (the paper's columns), from the split reports. */
 export function headlineOf(adapter: string, splits: Record<string, SplitReport>, shift: NextClassShift | null): Record<string, number> {
   const h: Record<string, number> = {};
   const test = splits.test;
@@ -244,16 +168,7 @@ export async function evaluateModel(
     splits[split] = rep;
     log(`eval ${split}: ${rows.length} images, acc ${(100 * rep.acc).toFixed(1)}% (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   }
-  let saliency: SaliencyReport | null = null;
-  if (opts.auprImages > 0) {
-    saliency = { subsets: {}, imagesPerSubset: opts.auprImages, egSamples: opts.egSamples };
-    for (const sub of saliencySubsets(ds.adapter, ds.test)) {
-      const t0 = Date.now();
-      const rows = pick(sub.rows, opts.auprImages, `${opts.seed}/${sub.name}`);
-      saliency.subsets[sub.name] = await saliencyOf(model, ds.root, sub.name, rows, sub.pool, opts);
-      log(`saliency ${sub.name}: ${rows.length} images (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-    }
-  }
+  const saliency = await evaluateSaliency(model, ds, opts);
   return {
     dataset: ds.dataset, adapter: ds.adapter, size: opts.size, classNames: ds.classNames, splits, nextClassShift: shift, saliency,
     headline: headlineOf(ds.adapter, splits, shift),
@@ -278,33 +193,28 @@ export function formatEvalTable(r: EvalReport): string {
   if (r.saliency) {
     for (const [s, v] of Object.entries(r.saliency.subsets)) {
       rows.push([`saliency AUPR ${s}, input gradient (n=${v.inputGradient.n})`, pct(v.inputGradient.mean)]);
-      if (v.expectedGradients) rows.push([`saliency AUPR ${s}, expected gradients ×${r.saliency.egSamples}`, pct(v.expectedGradients.mean)]);
+      // egSamples 0 with EG values: they were kept from an earlier evaluation that drew them.
+      if (v.expectedGradients) rows.push([`saliency AUPR ${s}, expected gradients ${r.saliency.egSamples ? `×${r.saliency.egSamples}` : '(earlier evaluation)'}`, pct(v.expectedGradients.mean)]);
     }
   }
   const w = Math.max(...rows.map(([a]) => a.length));
   for (const [a, b] of rows) lines.push(`  ${a.padEnd(w)}  ${b}`);
+  if (r.kept) lines.push(`  (kept from an earlier evaluation: ${Object.entries(r.kept).map(([p, k]) => `${p}, best epoch ${k.bestEpoch ?? '?'}`).join('; ')})`);
   return lines.join('\n');
 }
 
-export async function readRunConfig(runDir: string): Promise<RunConfig> {
-  try {
-    return JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as RunConfig;
-  } catch {
-    throw new UserError('not a training run (no readable config.json)', { file: runDir, fix: 'give --run the id of a folder under the runs root that `train` wrote' });
-  }
-}
-
 /**
- * Evaluate a run at its best-validation checkpoint and write `eval.json` beside it. The caller initialises the
- * tfjs backend. `loadModel` comes from checkpoint.ts.
+ * Evaluate a run at its best-validation checkpoint and write `eval.json` beside it, merged with the one already
+ * there (eval-file.ts); returns what was written. The caller initialises the tfjs backend. `loadModel` comes
+ * from checkpoint.ts.
  */
 export async function evaluateRun(
   runDir: string,
   opts: Partial<EvalOptions> & { corporaRoot?: string; loadModel: (dir: string) => Promise<Model> },
 ): Promise<EvalReport> {
   const cfg = await readRunConfig(runDir);
-  let state: { bestEpoch?: number | null } = {};
-  try { state = JSON.parse(await readFile(join(runDir, 'state.json'), 'utf8')); } catch { /* evaluated before the first epoch ended */ }
+  // No state.json: evaluated before the first epoch ended.
+  const state = await readRunState(runDir);
   const bestDir = join(runDir, 'best');
   const model = await opts.loadModel(bestDir).catch((e: unknown) => {
     if (e instanceof UserError) throw e;
@@ -320,10 +230,10 @@ export async function evaluateRun(
       seed: opts.seed ?? cfg.seed,
       concurrency: opts.concurrency,
       log: opts.log,
+      progressEveryMs: opts.progressEveryMs,
     });
-    const report: EvalReport = { run: cfg.runId, method: cfg.method.canonical, seed: cfg.seed, checkpoint: 'best', bestEpoch: state.bestEpoch ?? null, ...base };
-    await writeJsonAtomic(join(runDir, 'eval.json'), report);
-    return report;
+    const report: EvalReport = { run: cfg.runId, method: cfg.method.canonical, seed: cfg.seed, checkpoint: 'best', bestEpoch: state?.bestEpoch ?? null, ...base };
+    return await writeEvalReport(runDir, report, opts.log);
   } finally {
     model.dispose();
   }

@@ -1,6 +1,6 @@
 /**
  * A data-parallel step worker (trainer/parallel.ts): its own tfjs backend and model copy; per request it loads the
- * published weights, computes its shard's gradient with train.ts's trainStep and writes it to its gradient buffer.
+ * published weights, computes its shard's gradient with step.ts's trainStep and writes it to its gradient buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from './backend.ts';

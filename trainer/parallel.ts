@@ -10,7 +10,7 @@ import type { BackendChoice } from './backend.ts';
 import type { TrainBatch } from './data.ts';
 import type { CfLossKind, MethodSpec } from './method.ts';
 import { parameterSpecs, type ModelConfig } from './model.ts';
-import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './train.ts';
+import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './step.ts';
 
 /**
  * Data-parallel training steps on worker threads (README.md, "Data-parallel training steps").
@@ -19,10 +19,10 @@ import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from 
  * uses one core. Each worker thread here has its own tfjs engine and wasm instance, and its own copy of the model.
  * Per step the batch is split into shards of whole originals (each with its own CF/F images), every shard's
  * loss-sum gradient is computed on its own thread, and this thread sums them, divides by the number of images of
- * the whole batch and applies the optimizer — the gradient train.ts's `trainStep` takes on the whole batch, because
+ * the whole batch and applies the optimizer — the gradient step.ts's `trainStep` takes on the whole batch, because
  * every loss term is per image (GroupNorm: no batch statistics).
  *
- * The loss composition is train.ts's own: each shard runs `trainStep` with an optimizer that only records the
+ * The loss composition is step.ts's own: each shard runs `trainStep` with an optimizer that only records the
  * gradients it is handed (clipping and weight decay switched off), so nothing of the objective is restated here.
  * Weights go to the workers and gradients come back through SharedArrayBuffers (no copies in messages).
  */
@@ -378,7 +378,7 @@ function combine(results: { r: ShardResult; g: Float32Array }[], layout: ParamLa
 }
 
 /**
- * The update of train.ts's trainStep on an already averaged gradient: clip to global norm ctx.clipNorm, add L2 weight
+ * The update of step.ts's trainStep on an already averaged gradient: clip to global norm ctx.clipNorm, add L2 weight
  * decay after clipping, apply with ctx.optimizer (keys: variable names, in model.variables order). Skips the
  * update on a non-finite loss or gradient, as trainStep does.
  */

@@ -1,25 +1,22 @@
 /**
- * Kernel probe: runs the ResNetV2 op patterns (probe_cases.ts) forward, backward and doubly backward on a
- * backend and on the cpu reference, and reports missing kernels/gradients and numerical mismatches.
- *
- *   npx tsx trainer/kernels/probe.ts                 # wasm with our extra kernels (expect: all ok)
- *   npx tsx trainer/kernels/probe.ts --stock         # wasm as shipped (lists what is missing or wrong)
+ * Kernel probe harness: runs the ResNetV2 op patterns (probe_cases.ts) forward, backward and doubly backward on a
+ * backend and on the cpu reference, and reports missing kernels/gradients and numerical mismatches. Used by
+ * test/kernels.test.ts and by the developer bench `npx tsx bench/kernels-probe.ts [--stock]`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-import { pathToFileURL } from 'node:url';
 import { rngFor } from '../../manifests/rng.ts';
-import { loadCoreGradients } from './core_gradients.ts';
-import { registerExtraGradients, registerWasmKernels } from './index.ts';
 import { probeCases, type ProbeCase } from './probe_cases.ts';
 
+/** The three passes a case goes through: the op, its gradient, and the gradient of a gradient (saliency penalty). */
 export type Stage = 'forward' | 'backward' | 'double';
+/** The stages in the order they run (a failing one stops the later ones). */
 export const STAGES: Stage[] = ['forward', 'backward', 'double'];
 
 /** every stage's outputs flattened to arrays, keyed "stage:input" */
 export type CaseOutputs = Map<string, Float32Array>;
 
+/** One case's outcome at one stage on the backend under test. */
 export interface StageResult {
   case: string;
   stage: Stage;
@@ -86,6 +83,7 @@ export function runCase(c: ProbeCase): { outputs: CaseOutputs; failed?: { stage:
   return { outputs };
 }
 
+/** Max |test − ref| over max(|ref|, 1e-3); Infinity when the lengths differ, and NaN-safe (a NaN counts as a mismatch). */
 export function relativeError(test: Float32Array, ref: Float32Array): number {
   if (test.length !== ref.length) return Infinity;
   let maxDiff = 0, maxRef = 1e-3;
@@ -138,28 +136,3 @@ export function missingPieces(results: StageResult[]): string[] {
   }
   return [...found].sort();
 }
-
-async function main(): Promise<void> {
-  const stock = process.argv.includes('--stock');
-  const tolerance = 1e-4;
-  await loadCoreGradients();
-  if (!stock) {
-    registerWasmKernels();
-    registerExtraGradients();
-  }
-  await tf.setBackend('wasm');
-  const results = await probe('wasm');
-  let bad = 0;
-  for (const r of results) {
-    const ok = r.error === undefined && (r.relErr ?? 0) <= tolerance;
-    if (!ok) bad++;
-    const what = r.error ?? `rel err ${(r.relErr ?? 0).toExponential(1)}`;
-    console.log(`${ok ? 'ok  ' : 'FAIL'} ${r.case.padEnd(38)} ${r.stage.padEnd(8)} ${what}`);
-  }
-  console.log(`\n${results.length - bad}/${results.length} stages match cpu within ${tolerance} (wasm${stock ? ', stock kernels' : ', with trainer/kernels'})`);
-  const missing = missingPieces(results);
-  if (missing.length) console.log('missing:\n  ' + missing.join('\n  '));
-  process.exitCode = bad ? 1 : 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
