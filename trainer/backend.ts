@@ -7,7 +7,7 @@
  * simply skipped. wasm and cpu ship with the project and always work offline.
  *
  * Every path also loads tfjs-core's gradients (tfjs-core alone registers none) and our extra gradients for
- * double backprop; the wasm path registers our wasm kernels (see trainer/kernels/ and README.md, "tfjs backends").
+ * double backprop; the wasm path registers our wasm kernels (see trainer/kernels/ and docs/backends-and-kernels.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -23,7 +23,7 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gp
 
 export interface InitBackendOptions {
   backend?: BackendChoice;
-  /** worker threads for the backend; tfjs-node reads it as TF's intra-op thread count (see README.md, "tfjs backends") */
+  /** worker threads for the backend; tfjs-node reads it as TF's intra-op thread count (see docs/backends-and-kernels.md) */
   threads?: number;
   log?: (line: string) => void;
 }
@@ -104,7 +104,7 @@ async function useNode(choice: NodeChoice, threads: number | undefined, log: (s:
 async function useWasm(threads: number | undefined, log: (s: string) => void): Promise<BackendInfo> {
   registerWasmKernels();
   if (threads && threads > 1) {
-    // only the threaded wasm binary uses it, and tfjs never picks that one under Node (README.md, "tfjs backends")
+    // only the threaded wasm binary uses it, and tfjs never picks that one under Node (docs/backends-and-kernels.md)
     setThreadsCount(threads);
     if (!(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))) {
       log(`note: --threads ${threads} has no effect on the wasm backend under Node (tfjs loads its single-threaded build here)`);

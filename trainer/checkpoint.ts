@@ -5,7 +5,7 @@ import { UserError, sha256Hex, stableStringify, writeFileAtomic } from '../manif
 import { createModel, validateConfig, type Model, type ModelConfig } from './model.ts';
 
 /**
- * Checkpoint folder (README.md, "Model, losses and checkpoints"):
+ * Checkpoint folder (docs/model-and-losses.md):
  *   model.json   { format, formatVersion, config, weightsManifest, weightsSha256 }
  *   weights.bin  float32 little-endian, the weights of weightsManifest concatenated in order
  * `weightsManifest` has the layout of a tfjs model.json, so the same reader loads our checkpoints and the
@@ -156,7 +156,7 @@ export async function loadWeightsInto(model: Model, dir: string, opts: LoadWeigh
       file,
       fix: strict
         ? 'rename weights with the rename option, or load with {strict: false} to keep unmatched parameters (e.g. a new head)'
-        : 'the weight names do not follow the model\'s naming: pass a rename map (README.md, "Model, losses and checkpoints")',
+        : 'the weight names do not follow the model\'s naming: pass a rename map (docs/model-and-losses.md)',
     });
   }
   // assign copies into the variable; the temporary tensor must be freed or every load leaks one per variable

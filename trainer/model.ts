@@ -14,7 +14,7 @@ import { rngFor } from '../manifests/index.ts';
  *   rather than tf.maxPool (whose gradient kernel MaxPoolGrad has no gradient).
  *
  * Parameter names follow BiT's released checkpoints (`resnet/block1/unit01/a/standardized_conv2d/kernel`, …), so a
- * BiT .npz converted to our checkpoint format loads by name (README.md, "Model, losses and checkpoints").
+ * BiT .npz converted to our checkpoint format loads by name (docs/model-and-losses.md).
  */
 
 export interface ModelConfig {

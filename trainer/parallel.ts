@@ -1,9 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorkers } from '../common/worker-threads.ts';
 import { UserError } from '../manifests/errors.ts';
 import { rngFor } from '../manifests/rng.ts';
 import type { BackendChoice } from './backend.ts';
@@ -13,9 +10,9 @@ import { parameterSpecs, type ModelConfig } from './model.ts';
 import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './step.ts';
 
 /**
- * Data-parallel training steps on worker threads (README.md, "Data-parallel training steps").
+ * Data-parallel training steps on worker threads (docs/cluster.md).
  *
- * Why: tfjs's wasm backend runs one thread under Node (README.md, "tfjs backends", "Multithreading"), so one training process
+ * Why: tfjs's wasm backend runs one thread under Node (docs/backends-and-kernels.md, "Multithreading"), so one training process
  * uses one core. Each worker thread here has its own tfjs engine and wasm instance, and its own copy of the model.
  * Per step the batch is split into shards of whole originals (each with its own CF/F images), every shard's
  * loss-sum gradient is computed on its own thread, and this thread sums them, divides by the number of images of
@@ -156,20 +153,6 @@ export type WorkerReply =
   | { id: number; result: ShardResult; gradsVersion: number }
   | { id: number; error: { message: string; stack?: string } };
 
-/**
- * Workers start from a tiny JS bootstrap that registers tsx's ESM hooks, then imports our .ts worker
- * (`execArgv: ['--import', 'tsx']` is not enough on Node 20: the entry is resolved before the hooks). Same recipe as
- * pipeline/generate-pool.ts, which trainer/ may not import.
- */
-function workerBootstrap(): string {
-  const pkgFile = createRequire(import.meta.url).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
-  const api = pathToFileURL(join(dirname(pkgFile), pkg.exports['./esm/api'].import.default)).href;
-  const entry = new URL('./parallel-worker.ts', import.meta.url).href;
-  return `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })
-  .catch((e) => { require('node:worker_threads').parentPort.postMessage({ bootError: String(e && e.stack || e) }); });`;
-}
-
 /** The buffers one shard's thread reads the weights from and writes its gradient to. */
 interface Slot {
   worker: Worker;
@@ -236,48 +219,33 @@ export async function startParallelStep(opts: ParallelStepOptions): Promise<Para
     failed = e;
     for (const s of slots) { s.pending?.reject(e); s.pending = null; }
   };
-  try {
-    const code = workerBootstrap();
-    await Promise.all(Array.from({ length: nWorkers }, async (_, w) => {
-      const gradsBuf = new SharedArrayBuffer(4 * layout.total);
-      const init: WorkerInit = { backend: opts.backend, model: opts.model, control, weights: weightsBuf, grads: gradsBuf };
-      const worker = new Worker(code, { eval: true, workerData: { ...init, slot: w } });
-      const slot: Slot = { worker, grads: new Float32Array(gradsBuf), control: controlI32, pending: null };
-      slots.push(slot);
-      await new Promise<void>((resolve, reject) => {
-        const onBoot = (m: WorkerReply): void => {
-          if ('bootError' in m) { worker.off('message', onBoot); reject(new Error(`parallel worker failed to start: ${m.bootError}`)); }
-          else if ('ready' in m) { worker.off('message', onBoot); resolve(); }
-        };
-        worker.on('message', onBoot);
-        worker.once('error', reject);
-        worker.once('exit', (c) => reject(new Error(`parallel worker exited with code ${c} while starting`)));
-      });
-      worker.removeAllListeners('error');
-      worker.removeAllListeners('exit');
-      worker.on('message', (m: WorkerReply) => {
-        if ('log' in m) { log(`[worker ${w + 1}] ${m.log}`); return; }
-        if (!('id' in m)) return;
-        const p = slot.pending;
-        slot.pending = null;
-        if (!p) return;
-        if ('error' in m) {
-          const e = new Error(`parallel worker ${w + 1}: ${m.error.message}`);
-          e.stack = m.error.stack;
-          p.reject(e);
-          return;
-        }
-        // pairs with the worker's Atomics.store after it wrote the gradient: its writes are visible from here on
-        if (Atomics.load(controlI32, 1 + w) !== m.gradsVersion) { p.reject(new Error(`parallel worker ${w + 1}: gradient buffer out of step`)); return; }
-        p.resolve(m.result);
-      });
-      worker.on('error', (e) => fail(e));
-      worker.on('exit', (c) => fail(new Error(`parallel worker ${w + 1} exited with code ${c}`)));
-    }));
-  } catch (e) {
-    await Promise.all(slots.map((s) => s.worker.terminate()));
-    throw e;
-  }
+  const gradBufs = Array.from({ length: nWorkers }, () => new SharedArrayBuffer(4 * layout.total));
+  const workers = await startTsWorkers(new URL('./parallel-worker.ts', import.meta.url), nWorkers, (w) => ({
+    label: 'parallel worker',
+    workerData: { backend: opts.backend, model: opts.model, control, weights: weightsBuf, grads: gradBufs[w], slot: w } satisfies WorkerInit & { slot: number },
+  }));
+  workers.forEach((worker, w) => {
+    const slot: Slot = { worker, grads: new Float32Array(gradBufs[w]), control: controlI32, pending: null };
+    slots.push(slot);
+    worker.on('message', (m: WorkerReply) => {
+      if ('log' in m) { log(`[worker ${w + 1}] ${m.log}`); return; }
+      if (!('id' in m)) return;
+      const p = slot.pending;
+      slot.pending = null;
+      if (!p) return;
+      if ('error' in m) {
+        const e = new Error(`parallel worker ${w + 1}: ${m.error.message}`);
+        e.stack = m.error.stack;
+        p.reject(e);
+        return;
+      }
+      // pairs with the worker's Atomics.store after it wrote the gradient: its writes are visible from here on
+      if (Atomics.load(controlI32, 1 + w) !== m.gradsVersion) { p.reject(new Error(`parallel worker ${w + 1}: gradient buffer out of step`)); return; }
+      p.resolve(m.result);
+    });
+    worker.on('error', (e) => fail(e));
+    worker.on('exit', (c) => fail(new Error(`parallel worker ${w + 1} exited with code ${c}`)));
+  });
 
   let version = 0;
   let nextId = 0;

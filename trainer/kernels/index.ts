@@ -1,5 +1,5 @@
 /**
- * Registration of our extra tfjs kernels and gradients. See README.md, "tfjs backends" for the why of each.
+ * Registration of our extra tfjs kernels and gradients. See docs/backends-and-kernels.md for the why of each.
  *
  *   registerWasmKernels()    kernels the wasm backend lacks or gets wrong (call before running wasm)
  *   registerExtraGradients() backend-independent gradients needed for double backprop
