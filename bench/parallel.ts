@@ -1,5 +1,5 @@
 /**
- * Data-parallel step benchmark (docs/cluster.md): step time of one process (train.ts's trainStep) against the
+ * Data-parallel step benchmark (docs/cluster.md): step time of one process (step.ts's trainStep) against the
  * data-parallel step of trainer/parallel.ts (this thread + N−1 workers, and optionally N workers with this thread
  * only summing), same run, steps interleaved so that a change in machine load hits every variant alike.
  *

@@ -9,7 +9,12 @@ import { UserError } from '../manifests/errors.ts';
  * Originals always train (every method in the paper is "originals + something"); `orig` alone is the baseline.
  */
 
+/**
+ * The objective on counterfactual images (--cf-loss; losses.ts): `logp` is -log(1 - p(y)), the paper's choice;
+ * `uniform` is KL(U || p); `uniform-except-y` is -mean over k != y of log p_k.
+ */
 export type CfLossKind = 'logp' | 'uniform' | 'uniform-except-y';
+/** Every CfLossKind, in the order --cf-loss lists them (parseCfLoss accepts exactly these). */
 export const CF_LOSS_KINDS: readonly CfLossKind[] = ['logp', 'uniform', 'uniform-except-y'];
 
 /** A generated corpus the run reads from disk: `corpora/<dataset>/<folder>/manifest/`. */
@@ -21,6 +26,10 @@ export interface CorpusTerm {
   folder: string;
 }
 
+/**
+ * A parsed METHOD (parseMethod): the generated corpora it reads and the online terms it adds to the originals,
+ * each null when absent, with the defaults of METHOD_DEFAULTS filled in.
+ */
 export interface MethodSpec {
   /** the spec in canonical form: fixed term order, every default written out */
   canonical: string;
@@ -50,6 +59,7 @@ export const METHOD_DEFAULTS = {
   ls: 0.1,
 } as const;
 
+/** The METHOD grammar as help text: every term, its value and default, and examples (appended to parse errors). */
 export const METHOD_GRAMMAR = [
   'METHOD is terms joined with "+", each with an optional "@value":',
   '  orig            the original images only (always included; the baseline on its own)',
@@ -130,6 +140,7 @@ export function parseMethod(spec: string): MethodSpec {
   return out;
 }
 
+/** Parse a --cf-loss value; throws a UserError that lists CF_LOSS_KINDS and what each means on anything else. */
 export function parseCfLoss(raw: string): CfLossKind {
   if ((CF_LOSS_KINDS as readonly string[]).includes(raw)) return raw as CfLossKind;
   throw new UserError(`unknown --cf-loss "${raw}"`, {

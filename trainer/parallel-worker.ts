@@ -1,11 +1,12 @@
 /**
- * A data-parallel step worker (trainer/parallel.ts): its own tfjs backend and model copy; per request it loads the
- * published weights, computes its shard's gradient with step.ts's trainStep and writes it to its gradient buffer.
+ * A data-parallel step worker (started by trainer/parallel.ts; buffers and messages in parallel-protocol.ts): its own
+ * tfjs backend and model copy; per request it loads the published weights, computes its shard's gradient with
+ * step.ts's trainStep and writes it to its gradient buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from './backend.ts';
 import { createModel } from './model.ts';
-import { loadFlatWeights, paramLayout, shardGradient, type StepRequest, type WorkerInit, type WorkerReply } from './parallel.ts';
+import { loadFlatWeights, paramLayout, shardGradient, type StepRequest, type WorkerInit, type WorkerReply } from './parallel-protocol.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit & { slot: number };

@@ -2,11 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Worker } from 'node:worker_threads';
 import { startTsWorkers } from '../common/worker-threads.ts';
 import { UserError } from '../manifests/errors.ts';
-import { rngFor } from '../manifests/rng.ts';
 import type { BackendChoice } from './backend.ts';
 import type { TrainBatch } from './data.ts';
-import type { CfLossKind, MethodSpec } from './method.ts';
-import { parameterSpecs, type ModelConfig } from './model.ts';
+import type { ModelConfig } from './model-config.ts';
+import {
+  paramLayout, shardGradient, type ParamLayout, type ShardLoss, type ShardResult, type StepRequest, type WorkerInit, type WorkerReply,
+} from './parallel-protocol.ts';
+import { shardBatch, shardSeed, sliceBatch } from './parallel-shards.ts';
 import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './step.ts';
 
 /**
@@ -22,136 +24,17 @@ import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from 
  * The loss composition is step.ts's own: each shard runs `trainStep` with an optimizer that only records the
  * gradients it is handed (clipping and weight decay switched off), so nothing of the objective is restated here.
  * Weights go to the workers and gradients come back through SharedArrayBuffers (no copies in messages).
+ *
+ * This module is the coordinator (startParallelStep, the averaging and the update). Batch sharding is in
+ * parallel-shards.ts; the flat weight/gradient layout, one shard's gradient and the worker messages are in
+ * parallel-protocol.ts. Both are re-exported here.
  */
 
-/** Per-shard seed: shard 0 keeps the step's seed; the others get independent streams (FGSM starts, mixup draws). */
-export function shardSeed(stepSeed: number, shard: number): number {
-  return shard === 0 ? stepSeed : rngFor('parallel-shard', stepSeed, shard).int(2 ** 31);
-}
-
-/** Originals [lo, hi) of a batch with their generated images (in batch order), as a TrainBatch of its own. */
-export function sliceBatch(batch: TrainBatch, lo: number, hi: number): TrainBatch {
-  const S = batch.size, px = S * S * 3;
-  const rows: number[] = [];
-  for (let i = lo; i < hi; i++) rows.push(i);
-  for (let i = batch.nOrig; i < batch.n; i++) if (batch.parent[i] >= lo && batch.parent[i] < hi) rows.push(i);
-  const n = rows.length, nOrig = hi - lo;
-  const out: TrainBatch = {
-    size: S, nOrig, n, x: new Float32Array(n * px), labels: new Int32Array(n), role: new Uint8Array(n), parent: new Int32Array(n),
-    term: new Int16Array(n), ids: [], objMask: batch.objMask ? batch.objMask.slice(lo * S * S, hi * S * S) : null,
-    maskUsable: batch.maskUsable.slice(lo, hi),
-  };
-  rows.forEach((r, j) => {
-    out.x.set(batch.x.subarray(r * px, (r + 1) * px), j * px);
-    out.labels[j] = batch.labels[r];
-    out.role[j] = batch.role[r];
-    out.parent[j] = batch.parent[r] - lo;
-    out.term[j] = batch.term[r];
-    out.ids.push(batch.ids[r]);
-  });
-  return out;
-}
-
-/**
- * Splits a batch into at most `parts` shards of contiguous originals, balanced by image count (an original brings
- * its CF/F images along). Shards never mix an original's images, and none is empty.
- */
-export function shardBatch(batch: TrainBatch, parts: number): TrainBatch[] {
-  const k = Math.max(1, Math.min(parts, batch.nOrig));
-  if (k === 1) return [batch];
-  const weight = new Array<number>(batch.nOrig).fill(1);
-  for (let i = batch.nOrig; i < batch.n; i++) weight[batch.parent[i]]++;
-  const total = weight.reduce((a, b) => a + b, 0);
-  const shards: TrainBatch[] = [];
-  let lo = 0, acc = 0;
-  for (let s = 1; s <= k; s++) {
-    let hi = lo;
-    const target = (total * s) / k;
-    // take originals until the cumulative weight reaches this shard's share, leaving one for every later shard
-    while (hi < batch.nOrig - (k - s) && (hi === lo || acc + weight[hi] / 2 <= target)) acc += weight[hi++];
-    if (s === k) while (hi < batch.nOrig) acc += weight[hi++];
-    shards.push(sliceBatch(batch, lo, hi));
-    lo = hi;
-  }
-  return shards;
-}
-
-/** Offsets of each variable in the flat weight / gradient vectors (model.variables order). */
-export interface ParamLayout { shapes: number[][]; offsets: number[]; total: number }
-
-export function paramLayout(config: ModelConfig): ParamLayout {
-  const shapes = parameterSpecs(config).map((s) => s.shape);
-  const offsets: number[] = [];
-  let total = 0;
-  for (const sh of shapes) { offsets.push(total); total += sh.reduce((a, b) => a * b, 1); }
-  return { shapes, offsets, total };
-}
-
-/**
- * A stand-in optimizer for `trainStep`: it copies the gradients it is handed into `out` (flat, in the order of
- * `variables`) instead of applying them. `captured` tells whether trainStep got that far (it skips the update on a
- * non-finite loss or gradient).
- */
-export function recordingOptimizer(variables: readonly tf.Variable[], layout: ParamLayout, out: Float32Array): { optimizer: tf.Optimizer; captured: () => boolean; reset: () => void } {
-  const index = new Map(variables.map((v, i) => [v.name, i]));
-  let captured = false;
-  const optimizer = {
-    applyGradients(grads: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[]): void {
-      const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
-      if (list.length !== variables.length) throw new Error(`parallel: expected ${variables.length} gradients, got ${list.length}`);
-      for (const { name, tensor } of list) {
-        const i = index.get(name);
-        if (i === undefined) throw new Error(`parallel: gradient for unknown variable ${name}`);
-        out.set(tensor.dataSync() as Float32Array, layout.offsets[i]);
-      }
-      captured = true;
-    },
-  };
-  return { optimizer: optimizer as unknown as tf.Optimizer, captured: () => captured, reset: () => { captured = false; } };
-}
-
-/** What one shard reports: trainStep's stats, and whether its gradient (mean over the shard's images) was recorded. */
-export interface ShardResult {
-  stats: StepStats;
-  captured: boolean;
-  /** when the shard's compute started and ended, ms since the epoch (performance.timeOrigin + now): overlap checks */
-  span: [number, number];
-}
-
-/** The loss configuration a shard needs besides the model (a StepContext without model and optimizer). */
-export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses: number }
-
-/**
- * One shard's gradient, in this thread: trainStep on `shard` with the recording optimizer, no clipping, no
- * weight decay. `out` receives the gradient of the shard's mean loss.
- */
-export function shardGradient(model: StepContext['model'], loss: ShardLoss, shard: TrainBatch, seed: number, layout: ParamLayout, out: Float32Array): ShardResult {
-  const rec = recordingOptimizer(model.variables, layout, out);
-  const ctx: StepContext = {
-    model, optimizer: rec.optimizer, method: loss.method, cfLoss: loss.cfLoss, numClasses: loss.numClasses, clipNorm: Infinity, weightDecay: 0,
-  };
-  const t0 = performance.timeOrigin + performance.now();
-  const stats = trainStep(ctx, shard, seed);
-  return { stats, captured: rec.captured(), span: [t0, performance.timeOrigin + performance.now()] };
-}
-
-// ---- worker protocol ----------------------------------------------------------------------------------------
-
-export interface WorkerInit {
-  backend: BackendChoice;
-  model: ModelConfig;
-  /** [0]: weights version (Atomics), then nothing; weights follow in `weights` */
-  control: SharedArrayBuffer;
-  weights: SharedArrayBuffer;
-  grads: SharedArrayBuffer;
-}
-export interface StepRequest { id: number; version: number; shard: TrainBatch; loss: ShardLoss; seed: number }
-export type WorkerReply =
-  | { ready: true }
-  | { bootError: string }
-  | { log: string }
-  | { id: number; result: ShardResult; gradsVersion: number }
-  | { id: number; error: { message: string; stack?: string } };
+export { shardBatch, shardSeed, sliceBatch } from './parallel-shards.ts';
+export {
+  loadFlatWeights, paramLayout, recordingOptimizer, shardGradient,
+  type ParamLayout, type ShardLoss, type ShardResult, type StepRequest, type WorkerInit, type WorkerReply,
+} from './parallel-protocol.ts';
 
 /** The buffers one shard's thread reads the weights from and writes its gradient to. */
 interface Slot {
@@ -358,13 +241,3 @@ export function applyAveraged(ctx: StepContext, grads: Float32Array[], stats: St
   tf.dispose(Object.values(named));
   return { ...stats, clipped: stats.gradNorm > ctx.clipNorm };
 }
-
-/** Reads a step's weights into `model`'s variables (worker side). */
-export function loadFlatWeights(variables: readonly tf.Variable[], layout: ParamLayout, flat: Float32Array): void {
-  variables.forEach((v, i) => {
-    const t = tf.tensor(flat.subarray(layout.offsets[i], layout.offsets[i] + v.size), v.shape, 'float32');
-    v.assign(t);
-    t.dispose();
-  });
-}
-
