@@ -15,7 +15,7 @@ METHOD ?= cf-tile+f-random+sal@10
 q = '$(subst ','\'',$(1))'
 opt = $(if $(2),--$(1) $(call q,$(2)))
 
-.PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval \
+.PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval stress-test report \
         bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment clean
 
 help:
@@ -25,7 +25,9 @@ help:
 	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
 	@echo "make sample-grid [DATASET=] [OUT=] contact sheet of originals, CF and F images"
 	@echo "make inpainter [DATASET=]          train our ONNX inpainter (for cf-cagan)"
-	@echo "make eval RUN=<run-id>             evaluate a run at its best-validation checkpoint"
+	@echo "make eval RUN=<run-id> [STRESS=1]  evaluate a run at its best-validation checkpoint (STRESS=1: also on the stress test)"
+	@echo "make stress-test [DATASET=]        background stress-test variants of the test images (an eval corpus)"
+	@echo "make report [RUNS='id id'] [NAME=] results tables, charts and figures in reports/<name>/ (default: every run)"
 	@echo "make test                          the test suite (what CI runs, after make typecheck)"
 	@echo "make typecheck                     strict TypeScript check (tsc --noEmit)"
 	@echo "make bench                         bench-generate, bench-train, bench-inpaint, bench-roofline (bench-parallel is separate: it wants an idle machine)"
@@ -65,7 +67,14 @@ train: install
 
 eval: install
 	@test -n $(call q,$(RUN)) || { echo "error: give RUN=<run-id> (a folder under runs/)"; exit 2; }
-	$(CFGEN) eval --run $(call q,$(RUN)) $(call opt,backend,$(BACKEND))
+	$(CFGEN) eval --run $(call q,$(RUN)) $(call opt,backend,$(BACKEND)) $(if $(STRESS),--stress)
+
+stress-test: install
+	$(CFGEN) stress-test --dataset $(call q,$(DATASET)) $(call opt,size,$(SIZE)) $(call opt,seed,$(SEED))
+
+# RUNS: run ids separated by spaces (each reaches the command as its own quoted argument); none = every run
+report: install
+	$(CFGEN) report $(foreach r,$(RUNS),$(call q,$(r))) $(call opt,name,$(NAME)) $(call opt,backend,$(BACKEND))
 
 bench: bench-generate bench-train bench-inpaint bench-roofline
 

@@ -3,7 +3,7 @@
  * The one command-line entry point. Subcommands are imported lazily so that `cfgen generate` never pays for
  * loading tfjs and `cfgen train` never loads the image pipeline.
  */
-import { exitOnUserError } from './manifests/errors.ts';
+import { exitOnError } from './common/env-errors.ts';
 import { TOOL_VERSION } from './manifests/version.ts';
 import type { Command } from 'commander';
 
@@ -12,9 +12,11 @@ const SUBCOMMANDS: Record<string, { about: string; load: () => Promise<Command> 
   generate: { about: 'generate counterfactual and factual corpora to disk', load: async () => (await import('./pipeline/cli-generate.ts')).generateCommand() },
   verify: { about: 're-hash a corpus against its manifest', load: async () => (await import('./pipeline/cli-generate.ts')).verifyCommand() },
   'sample-grid': { about: 'write a PNG contact sheet: originals beside their CF and F images', load: async () => (await import('./pipeline/cli-generate.ts')).sampleGridCommand() },
+  'stress-test': { about: 'build IN-9-style background-robustness test variants of a dataset (an eval corpus)', load: async () => (await import('./pipeline/cli-stress.ts')).stressTestCommand() },
   inpainter: { about: 'train our small inpainter and export it to ONNX (models/)', load: async () => (await import('./trainer/inpainter/cli.ts')).inpainterCommand() },
   train: { about: 'train a classifier on a dataset and its corpora (METHOD spec)', load: async () => (await import('./trainer/cli-train.ts')).trainCommand() },
   eval: { about: 'evaluate a training run at its best-validation checkpoint', load: async () => (await import('./trainer/cli-train.ts')).evalCommand() },
+  report: { about: 'write a results report (tables, charts, saliency, sample grids) over training runs', load: async () => (await import('./report/cli.ts')).reportCommand() },
 };
 
 function usage(): string {
@@ -50,4 +52,5 @@ async function main(argv: string[]): Promise<void> {
   await cmd.parseAsync(rest, { from: 'user' });
 }
 
-main(process.argv.slice(2)).catch(exitOnUserError);
+// environment errors (disk full, permissions, ...) exit 3 with one paragraph; UserErrors exit 2; bugs keep their stack
+main(process.argv.slice(2)).catch((e) => exitOnError(e));

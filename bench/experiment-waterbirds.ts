@@ -7,9 +7,13 @@
  * Runs are child processes of `cfgen train` (resumable: rerunning skips finished runs), `--parallel` at a time;
  * the wasm backend is single-threaded under Node, so 2 parallel runs use both cores of a 2-core machine.
  *
+ * Each finished run is also scored on the dataset's stress-test corpus (`cfgen eval --stress --aupr-images 0`, built
+ * first when missing; `--no-stress` skips it). The table is written through the report (report/build.ts):
+ * reports/experiment-<dataset>/ holds results.md, results.csv and index.html, and the table is printed.
+ *
  * usage: npx tsx bench/experiment-waterbirds.ts [--seeds 0,1,2] [--epochs N] [--parallel 2] [--size S]
  *          [--model small] [--methods orig,f-random,cf-tile,cf-tile+f-random+sal@10] [--dataset synth-waterbirds]
- *          [--runs-root runs] [--corpora-root corpora] [--fresh] [--extra "--lr 0.002"]
+ *          [--runs-root runs] [--corpora-root corpora] [--fresh] [--extra "--lr 0.002"] [--no-stress]
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -17,7 +21,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../manifests/io.ts';
-import { formatPct, meanStd, type MeanStd } from '../trainer/metrics.ts';
+import { meanStd, type MeanStd } from '../trainer/metrics.ts';
+import { defaultRoot } from '../common/paths.ts';
+import { buildReport } from '../report/build.ts';
 import { methodSlug, parseMethod } from '../trainer/method.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -92,6 +98,11 @@ async function main(): Promise<void> {
       log(`start ${j.runId}`);
       const code = await run('npx', args, join(outDir, `${j.runId}.log`));
       if (code !== 0) failed.push(j.runId);
+      else if (!flag('no-stress')) {
+        // the stress test is scored apart from training, so a finished (resumed) run gets it too
+        const s = await run('npx', ['tsx', 'cfgen.ts', 'eval', '--run', j.runId, '--runs-root', RUNS_ROOT, '--stress', '--aupr-images', '0', '--backend', 'wasm'], join(outDir, `${j.runId}.stress.log`));
+        if (s !== 0) log(`stress eval of ${j.runId} FAILED (see ${j.runId}.stress.log); its row has no stress columns`);
+      }
       log(`${code === 0 ? 'done ' : 'FAILED'} ${j.runId} (${((Date.now() - r0) / 60000).toFixed(1)} min)`);
     }
   };
@@ -120,15 +131,18 @@ async function main(): Promise<void> {
       valAcc: meanStd(vals), runs,
     };
   }
-  const names: Record<string, string> = { orig: 'Orig.', 'orig+f-random': '+ F(Random)', 'orig+cf-tile': '+ CF(Tile)' };
+  // The table itself comes from the report, so `make experiment` and `make report` print the same numbers.
+  const report = await buildReport({
+    runDirs: jobs.map((j) => join(RUNS_ROOT, j.runId)).filter((d) => existsSync(join(d, 'config.json'))),
+    name: `experiment-${DATASET}`, reportsRoot: defaultRoot('reports'), saliencyImages: 4, seed: 0, backend: 'wasm', grids: true,
+    command: `npx tsx bench/experiment-waterbirds.ts ${process.argv.slice(2).join(' ')}`.trim(), log,
+  });
   const lines = [
-    `# ${DATASET}: mean ± std over seeds ${SEEDS.join(', ')} (test accuracy %, best-validation checkpoint)`,
+    `epochs ${EPOCHS || 'preset'}${SIZE ? `, size ${SIZE}` : ''}${MODEL ? `, model ${MODEL}` : ''}${EXTRA.length ? `, ${EXTRA.join(' ')}` : ''}; wall time ${((Date.now() - t0) / 60000).toFixed(1)} min; `
+      + `validation accuracy at the best epoch: ${Object.entries(table).map(([k, c]) => `${k} ${(100 * c.valAcc.mean).toFixed(1)} ± ${(100 * c.valAcc.std).toFixed(1)}`).join(', ')}`,
     '',
-    `epochs ${EPOCHS || 'preset'}${SIZE ? `, size ${SIZE}` : ''}${MODEL ? `, model ${MODEL}` : ''}${EXTRA.length ? `, ${EXTRA.join(' ')}` : ''}; wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
-    '',
-    '| Method | n | Original | Flip | Worst-group | Original − Flip | val acc | saliency AUPR (Flip, input grad.) |',
-    '|---|---|---|---|---|---|---|---|',
-    ...Object.entries(table).map(([k, c]) => `| ${names[k] ?? `+ ${k.replace(/^orig\+/, '').replace('cf-tile', 'CF(Tile)').replace('f-random', 'F(Random)').replace(/sal@[\d.e-]+/, 'Sal')}`} (\`${k}\`) | ${c.original.n} | ${formatPct(c.original)} | ${formatPct(c.flip)} | ${formatPct(c.worst)} | ${formatPct(c.gap)} | ${formatPct(c.valAcc)} | ${formatPct(c.aupr)} |`),
+    report.markdown,
+    `report: ${join(report.dir, 'index.html')}`,
   ];
   const base = table['orig'];
   let verdict: string;

@@ -62,6 +62,32 @@ export const CORPUS_COLUMNS = [
   { name: 'error', type: 'utf8', nullable: true, doc: 'reason when status != ok' },
 ] as const satisfies readonly ColumnSpec[];
 
+/**
+ * An **eval** manifest (`cfgen stress-test`): IN-9-style evaluation variants of a dataset's test images, one row per
+ * source image × variant. Same file layout, done markers and corpus id as a corpus, so `verify` checks it too.
+ */
+export const EVAL_COLUMNS = [
+  { name: 'id', type: 'utf8', nullable: false, doc: 'unique id: <source_id>/<variant>' },
+  { name: 'source_id', type: 'utf8', nullable: false, doc: 'id of the source image whose object is shown (source manifest)' },
+  { name: 'source_path', type: 'utf8', nullable: false, doc: 'source image path relative to the dataset root' },
+  { name: 'image_path', type: 'utf8', nullable: true, doc: 'generated image path relative to the corpus folder (null when status != ok)' },
+  { name: 'split', type: 'utf8', nullable: false, doc: 'split of the source image' },
+  { name: 'label', type: 'int32', nullable: false, doc: 'class index y of the object shown' },
+  { name: 'class_name', type: 'utf8', nullable: false, doc: 'class name of y' },
+  { name: 'variant', type: 'utf8', nullable: false, doc: 'original | only_fg | no_fg | only_bg_b | only_bg_t | mixed_same | mixed_rand | mixed_next | attr_flip' },
+  { name: 'donor_id', type: 'utf8', nullable: true, doc: 'mixed_* and attr_flip: source id of the image the background comes from' },
+  { name: 'donor_label', type: 'int32', nullable: true, doc: 'class index of the donor image' },
+  { name: 'place', type: 'int32', nullable: true, doc: 'Waterbirds place of the background shown (the donor\'s when swapped; null when there is none)' },
+  { name: 'location', type: 'utf8', nullable: true, doc: 'CCT location of the background shown (the donor\'s when swapped; null when there is none)' },
+  { name: 'seed', type: 'int32', nullable: false, doc: 'seed of the donor draws: rngFor(seed, source_id, \'stress-test\', variant, \'donors\')' },
+  { name: 'mask_kind', type: 'utf8', nullable: false, doc: 'seg | box: the object mask that decides which pixels are object' },
+  { name: 'sha256', type: 'utf8', nullable: true, doc: 'SHA-256 of the generated file bytes' },
+  { name: 'width', type: 'int32', nullable: false, doc: 'generated image width' },
+  { name: 'height', type: 'int32', nullable: false, doc: 'generated image height' },
+  { name: 'status', type: 'utf8', nullable: false, doc: 'ok | skipped | error (skipped: e.g. no donor of class y+1 in the split)' },
+  { name: 'error', type: 'utf8', nullable: true, doc: 'reason when status != ok' },
+] as const satisfies readonly ColumnSpec[];
+
 type TsOf<T extends ColType> = T extends 'utf8' ? string : T extends 'bool' ? boolean : T extends 'list<float32>' ? number[] : number;
 type RowOf<C extends readonly ColumnSpec[]> = {
   [K in C[number] as K['name']]: K['nullable'] extends true ? TsOf<K['type']> | null : TsOf<K['type']>;
@@ -69,7 +95,9 @@ type RowOf<C extends readonly ColumnSpec[]> = {
 
 export type SourceRow = RowOf<typeof SOURCE_COLUMNS>;
 export type CorpusRow = RowOf<typeof CORPUS_COLUMNS>;
-export type ManifestKind = 'source' | 'corpus';
+/** One row of an eval (stress-test) manifest. */
+export type EvalRow = RowOf<typeof EVAL_COLUMNS>;
+export type ManifestKind = 'source' | 'corpus' | 'eval';
 
 /** The JSON stored under the schema metadata key `cfgen`. */
 export interface ManifestMetadata {
@@ -89,8 +117,31 @@ export interface ManifestMetadata {
   [extra: string]: unknown;
 }
 
+/**
+ * `<corpus>/corpus.json`, written last by `generate`: a corpus without one is unfinished. `corpus_id` is
+ * SHA-256 of the canonical JSON `{tool_version, config, source_digest, shards: [content hash of each shard]}`
+ * (reader.ts `corpusIdFor`), so the file pins the exact set of `shards` parts `manifest/part-NNNNN.arrow`.
+ */
+export interface CorpusInfo {
+  corpus_id: string;
+  tool_version: string;
+  dataset: string;
+  /** the corpus folder name, e.g. cf-tile */
+  name: string;
+  kind?: string;
+  config: Record<string, unknown>;
+  config_hash?: string;
+  source_digest: string;
+  /** how many parts: exactly part-00000 … part-(shards−1) */
+  shards: number;
+  counts?: { ok: number; skipped: number; error: number };
+  /** optional: each part's content hash, in order (otherwise its `part-NNNNN.done` marker's `content_hash`) */
+  shard_hashes?: string[];
+  [extra: string]: unknown;
+}
+
 export function columnsFor(kind: ManifestKind): readonly ColumnSpec[] {
-  return kind === 'source' ? SOURCE_COLUMNS : CORPUS_COLUMNS;
+  return kind === 'source' ? SOURCE_COLUMNS : kind === 'eval' ? EVAL_COLUMNS : CORPUS_COLUMNS;
 }
 
 export function arrowType(t: ColType): arrow.DataType {

@@ -1,9 +1,9 @@
 import * as arrow from 'apache-arrow';
 import { join } from 'node:path';
-import { arrowSchema, arrowType, columnsFor, type ManifestKind, type ManifestMetadata, type SourceRow, type CorpusRow } from './schema.ts';
+import { arrowSchema, arrowType, columnsFor, type ManifestKind, type ManifestMetadata, type SourceRow, type CorpusRow, type EvalRow } from './schema.ts';
 import { writeFileAtomic, sha256Hex } from './io.ts';
 
-type AnyRow = SourceRow | CorpusRow;
+type AnyRow = SourceRow | CorpusRow | EvalRow;
 
 /** Encode rows as one Arrow IPC file (in memory). Same rows + metadata → same bytes. */
 export function encodeManifest(kind: ManifestKind, metadata: ManifestMetadata, rows: readonly AnyRow[]): Uint8Array {

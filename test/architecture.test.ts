@@ -13,6 +13,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   common: ['common', 'manifests'],
   pipeline: ['pipeline', 'common', 'manifests'],
   trainer: ['trainer', 'common', 'manifests'],
+  // the report reads runs (trainer) and draws corpora's sample grids (pipeline), so it sits above both halves
+  report: ['report', 'pipeline', 'trainer', 'common', 'manifests'],
 };
 
 /** Relative imports (static, dynamic and re-exports) of a TypeScript source. */

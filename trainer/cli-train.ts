@@ -4,7 +4,9 @@ import { choiceFlag, intFlag, numberFlag } from '../common/flags.ts';
 import { resolveRoot, rootHelp } from '../common/paths.ts';
 import { CF_LOSS_KINDS, METHOD_GRAMMAR, parseMethod, type CfLossKind } from './method.ts';
 import { OPTIMIZERS, parseSchedule, type OptimizerName, type ValMetric } from './presets.ts';
-import { EVAL_DEFAULTS } from './eval-defaults.ts';
+import { EVAL_DEFAULTS, VAL_CACHE_MB } from './eval-defaults.ts';
+import { SAL_NORMS, type SalNorm } from './sal-norm.ts';
+import { UserError } from '../manifests/errors.ts';
 
 /**
  * `cfgen train` and `cfgen eval`. Everything a user can get wrong on the command line is checked here, before tfjs,
@@ -40,7 +42,10 @@ export function trainCommand(): Command {
     .option('--clip-norm <x>', 'global gradient-norm clip (preset default: 1.0, paper Table 8)', numberFlag('--clip-norm', { min: 0, minExclusive: true }))
     .addOption(new Option('--cf-loss <kind>', `loss of CF images: logp = -log(1-p_y) (paper), uniform = KL(U||p), uniform-except-y; one of ${CF_LOSS_KINDS.join(', ')}`)
       .argParser(choiceFlag('--cf-loss', CF_LOSS_KINDS)).default('logp'))
-    .option('--init <dir>', 'start from these weights (a checkpoint folder, e.g. runs/<id>/best, or a tfjs model folder); the head is skipped if its class count differs')
+    .addOption(new Option('--sal-norm <form>', 'saliency-term normalisation: authors = λ·mean over masked images, channels and pixels, added undivided (their code); background-area = per image over the background area, then / images in the batch (DESIGN §4)')
+      .argParser(choiceFlag('--sal-norm', SAL_NORMS)).default('authors'))
+    .option('--init <path>', 'start from pretrained weights: a BiT .npz (BiT-M-R50x1.npz), a timm model.safetensors (or its Hugging Face folder) — their architecture replaces --model — or a checkpoint / tfjs model folder; the head is replaced when its class count differs (docs/pretrained.md)')
+    .option('--freeze <n|prefix>', 'train only the top: n = freeze the root and the first n stages (3 on r50x1 trains block4 + head); prefix = freeze every parameter before the first named <prefix>... (resnet/head: head only)')
     .addOption(new Option('--backend <name>', `tfjs backend: ${BACKENDS.join(', ')}`).argParser(choiceFlag('--backend', BACKENDS)).default('auto'))
     .option('--threads <n>', 'backend threads: tfjs-node intra-op threads (wasm under Node runs one thread; docs/backends-and-kernels.md)', intFlag('--threads', { min: 1, max: 256 }))
     .option('--workers <n>', 'threads per training step, data-parallel (wasm/cpu backends; 2 uses both cores of a 2-core machine; docs/cluster.md)', intFlag('--workers', { min: 1, max: 64 }), 1)
@@ -54,19 +59,22 @@ export function trainCommand(): Command {
     .option('--aupr-images <n>', 'images per saliency-AUPR subset in the final evaluation (0 = skip)', intFlag('--aupr-images', { min: 0 }), EVAL_DEFAULTS.auprImages)
     .option('--eg-samples <n>', 'expected-gradients draws per image (0 = input gradient only)', intFlag('--eg-samples', { min: 0 }), EVAL_DEFAULTS.egSamples)
     .option('--concurrency <n>', 'parallel image decodes', intFlag('--concurrency', { min: 1, max: 256 }), 8)
+    .option('--val-cache-mb <n>', 'decoded validation images kept in memory between epochs, in MiB; the rest are decoded again each epoch (0 = none)', intFlag('--val-cache-mb', { min: 0 }), VAL_CACHE_MB)
     .action(async (o) => {
       // Checked before the training loop (and tfjs) is even imported: a typo costs no start-up.
       parseMethod(o.method);
+      if (o.freeze !== undefined && !/\S/.test(o.freeze)) throw new UserError('--freeze needs a stage count or a parameter-name prefix', { fix: 'e.g. --freeze 3 or --freeze resnet/head' });
+      if (o.freeze !== undefined && o.workers > 1) throw new UserError('--freeze does not combine with --workers > 1 (the workers would update the frozen weights)', { fix: 'drop --workers, or --freeze' });
       const schedule = o.schedule ? parseSchedule(o.schedule) : undefined;
       const { train } = await import('./train.ts');
       await train({
         method: o.method, dataset: o.dataset, seed: o.seed, epochs: o.epochs, batch: o.batch, lr: o.lr,
         optimizer: o.optimizer as OptimizerName | undefined, momentum: o.momentum, weightDecay: o.weightDecay,
         schedule, model: o.model, size: o.size, patience: o.patience,
-        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, cfLoss: o.cfLoss as CfLossKind, init: o.init, backend: o.backend,
+        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, freeze: o.freeze, cfLoss: o.cfLoss as CfLossKind, salNorm: o.salNorm as SalNorm, init: o.init, backend: o.backend,
         threads: o.threads, workers: o.workers, runId: o.runId, runsRoot: resolveRoot('runs', o.runsRoot), corporaRoot: resolveRoot('corpora', o.corporaRoot),
         maxSteps: o.maxSteps, fresh: o.fresh, evaluate: o.eval, generate: o.generate, auprImages: o.auprImages, egSamples: o.egSamples,
-        concurrency: o.concurrency,
+        concurrency: o.concurrency, valCacheMb: o.valCacheMb,
       });
     });
 }
@@ -86,6 +94,8 @@ export function evalCommand(): Command {
     .addOption(new Option('--backend <name>', `tfjs backend: ${BACKENDS.join(', ')}`).argParser(choiceFlag('--backend', BACKENDS)).default('auto'))
     .option('--threads <n>', 'backend threads (tfjs-node intra-op; wasm under Node runs one thread)', intFlag('--threads', { min: 1, max: 256 }))
     .option('--concurrency <n>', 'parallel image decodes', intFlag('--concurrency', { min: 1, max: 256 }), 8)
+    .option('--stress', 'also score the run on every variant of its dataset\'s stress-test corpus (accuracy per variant, BG-gap,\n'
+      + 'next-class shift, worst-group; built first with `cfgen stress-test` when missing; docs/stress-test.md)', false)
     .action(async (o) => {
       const runDir = o.run.includes('/') ? resolveRoot('runs', o.run) : join(resolveRoot('runs', o.runsRoot), o.run);
       const { existsSync } = await import('node:fs');
@@ -101,6 +111,7 @@ export function evalCommand(): Command {
       const report = await evaluateRun(runDir, {
         corporaRoot: o.corporaRoot ? resolveRoot('corpora', o.corporaRoot) : undefined, loadModel, size: o.size, batchSize: o.batch,
         auprImages: o.auprImages, egSamples: o.egSamples, concurrency: o.concurrency, log: (l) => process.stderr.write(`${l}\n`),
+        stress: o.stress,
       });
       process.stdout.write(`${formatEvalTable(report)}\nresults: ${join(runDir, 'eval.json')}\nrun folder: ${runDir}\n`);
     });

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { basename, join } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import type { SourceRow } from '../manifests/schema.ts';
-import { evalBatches, loadDatasetIndex } from './data.ts';
+import { evalBatches } from './data-eval.ts';
+import { loadDatasetIndex } from './data-index.ts';
 import { EVAL_DEFAULTS } from './eval-defaults.ts';
 import { writeEvalReport, type KeptFrom } from './eval-file.ts';
 import {
@@ -11,8 +12,10 @@ import {
 } from './metrics.ts';
 import type { Model } from './model.ts';
 import type { ValMetric } from './presets.ts';
-import { readRunConfig, readRunState } from './run-state.ts';
+import { bestCheckpoint } from './run-resume.ts';
+import { readRunConfig } from './run-state.ts';
 import { evaluateSaliency, type SaliencyOptions, type SaliencyReport } from './saliency-eval.ts';
+import { stressTableRows, type StressReport } from './stress-metrics.ts';
 
 export { EVAL_DEFAULTS } from './eval-defaults.ts';
 export type { SaliencyReport } from './saliency-eval.ts';
@@ -97,6 +100,8 @@ export interface EvalReport {
   headline: Record<string, number>;
   /** results this evaluation did not compute, kept from an earlier eval.json (eval-file.ts); absent when none */
   kept?: KeptFrom;
+  /** `eval --stress`: scores on the dataset's stress-test corpus (trainer/stress-eval.ts); absent when never run */
+  stress?: StressReport;
 }
 
 /** How to evaluate: image size and batch, the saliency sample, the seed of its draws. */
@@ -197,6 +202,7 @@ export function formatEvalTable(r: EvalReport): string {
       if (v.expectedGradients) rows.push([`saliency AUPR ${s}, expected gradients ${r.saliency.egSamples ? `×${r.saliency.egSamples}` : '(earlier evaluation)'}`, pct(v.expectedGradients.mean)]);
     }
   }
+  if (r.stress) rows.push(...stressTableRows(r.stress));
   const w = Math.max(...rows.map(([a]) => a.length));
   for (const [a, b] of rows) lines.push(`  ${a.padEnd(w)}  ${b}`);
   if (r.kept) lines.push(`  (kept from an earlier evaluation: ${Object.entries(r.kept).map(([p, k]) => `${p}, best epoch ${k.bestEpoch ?? '?'}`).join('; ')})`);
@@ -210,12 +216,11 @@ export function formatEvalTable(r: EvalReport): string {
  */
 export async function evaluateRun(
   runDir: string,
-  opts: Partial<EvalOptions> & { corporaRoot?: string; loadModel: (dir: string) => Promise<Model> },
+  opts: Partial<EvalOptions> & { corporaRoot?: string; loadModel: (dir: string) => Promise<Model>; stress?: boolean },
 ): Promise<EvalReport> {
   const cfg = await readRunConfig(runDir);
   // No state.json: evaluated before the first epoch ended.
-  const state = await readRunState(runDir);
-  const bestDir = join(runDir, 'best');
+  const { state, bestDir } = await bestCheckpoint(runDir);
   const model = await opts.loadModel(bestDir).catch((e: unknown) => {
     if (e instanceof UserError) throw e;
     throw new UserError(`cannot load the best checkpoint (${(e as Error).message})`, { file: bestDir, fix: 'train the run until at least one epoch has finished' });
@@ -233,6 +238,14 @@ export async function evaluateRun(
       progressEveryMs: opts.progressEveryMs,
     });
     const report: EvalReport = { run: cfg.runId, method: cfg.method.canonical, seed: cfg.seed, checkpoint: 'best', bestEpoch: state?.bestEpoch ?? null, ...base };
+    if (opts.stress) {
+      // loaded only when asked: it reads the stress corpus and may run the pipeline's CLI to build it
+      const { evaluateStress } = await import('./stress-eval.ts');
+      report.stress = await evaluateStress(model, {
+        corporaRoot: opts.corporaRoot ?? cfg.corporaRoot, dataset: cfg.dataset, adapter: base.adapter, size: base.size,
+        batchSize: opts.batchSize ?? EVAL_DEFAULTS.batchSize, concurrency: opts.concurrency, log: opts.log,
+      });
+    }
     return await writeEvalReport(runDir, report, opts.log);
   } finally {
     model.dispose();

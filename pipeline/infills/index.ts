@@ -84,6 +84,8 @@ const BUILTINS: InfillMethod[] = [
   },
   {
     name: 'cf-tile-strip', method: 'tile', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
+    // 2: rows vs columns chosen by run length (the authors' rule), no longer by area; differs on non-square images
+    algorithm: 2,
     description: 'cf-tile with mode=strip (the authors\' rectangle: longest full-width row / full-height column run)',
     defaults: { mode: 'strip' },
     parseParams: parseTile('cf-tile-strip', 'strip'),
@@ -120,39 +122,109 @@ const BUILTINS: InfillMethod[] = [
 /** What `generate` runs when --methods is not given (plus registered model infills that report themselves ready). */
 export const DEFAULT_METHODS = ['cf-grey', 'cf-random', 'cf-shuffle', 'cf-tile', 'f-random', 'f-shuffle', 'f-mixed-rand'] as const;
 
-const registry = new Map<string, InfillMethod>(BUILTINS.map((m) => [m.name, m]));
-const plugins = new Map<string, string>();
-/** built-ins are tested to write only inside their region (test/infills-core.test.ts), so the pipeline skips its
- *  safety composite for them; anything registered from outside is composited */
-const builtin = new Set(BUILTINS.map((m) => m.name));
+/**
+ * The registry's state lives on globalThis under a registered symbol, so every copy of this module in a thread
+ * shares it. A plugin outside the repository, in a folder whose package.json does not say "type": "module", is
+ * loaded by tsx as CommonJS and gets its own copy of this file; without the shared state its registerInfill would
+ * fill a registry nobody reads, and `generate` would call the method unknown. Worker threads have their own
+ * globalThis and import the plugins themselves.
+ */
+interface RegistryState {
+  methods: Map<string, InfillMethod>;
+  /** name → module URL that worker threads import to get the method (sync plugins) */
+  workerModules: Map<string, string>;
+  /** name → module URL of the plugin that registered it (what `generate` hashes into the corpus config) */
+  origins: Map<string, string>;
+  /** built-ins are tested to write only inside their region (test/infills-core.test.ts), so the pipeline skips its
+   *  safety composite for them; anything registered from outside is composited */
+  builtin: Set<string>;
+}
+
+const STATE_KEY = Symbol.for('cfgen.pipeline.infill-registry.v1');
+const state: RegistryState = ((globalThis as Record<symbol, RegistryState | undefined>)[STATE_KEY] ??= {
+  methods: new Map(BUILTINS.map((m) => [m.name, m])),
+  workerModules: new Map(),
+  origins: new Map(),
+  builtin: new Set(BUILTINS.map((m) => m.name)),
+});
+
+/** Names a plugin may not silently replace: the built-in methods and the ONNX inpainter (pipeline/inpaint/). */
+export const RESERVED_INFILL_NAMES: readonly string[] = [...BUILTINS.map((m) => m.name), 'cf-cagan'];
 
 /**
  * Add an infill method (e.g. the ONNX inpainter as `cf-cagan`, mode 'batch'). `moduleUrl` is the module that
- * registers it: worker threads import it so sync plugins also run there (batch methods run on the main thread).
- * Registering a name twice replaces the method (tests, reloading a model).
+ * registers it: worker threads import it so sync plugins also run there (batch methods run on the main thread),
+ * and `generate` records its path and the SHA-256 of its source in the corpus config.
+ * Registering a name twice replaces the method (tests, reloading a model); `generate --plugin` refuses a plugin
+ * that replaces a reserved name unless told to allow it (pipeline/plugins.ts).
  */
 export function registerInfill(method: InfillMethod, opts: { moduleUrl?: string } = {}): void {
   if (!/^(cf|f)-[a-z0-9-]+$/.test(method.name)) throw new Error(`infill name "${method.name}" must look like cf-<method> or f-<method>`);
   if (!method.name.startsWith(`${method.kind}-`)) throw new Error(`infill "${method.name}": kind ${method.kind} does not match the name`);
-  registry.set(method.name, method);
-  builtin.delete(method.name);
-  if (opts.moduleUrl) plugins.set(method.name, opts.moduleUrl);
-  else plugins.delete(method.name);
+  state.methods.set(method.name, method);
+  state.builtin.delete(method.name);
+  if (opts.moduleUrl) {
+    state.workerModules.set(method.name, opts.moduleUrl);
+    state.origins.set(method.name, opts.moduleUrl);
+  } else {
+    state.workerModules.delete(method.name);
+    state.origins.delete(method.name);
+  }
 }
 
+/**
+ * Record that `name` was registered by the plugin module at `moduleUrl` (for methods a plugin registered without
+ * passing its own moduleUrl, e.g. a CommonJS plugin that has no import.meta.url): its source is then hashed into
+ * the corpus config, and a sync method is also imported by the worker threads from there.
+ */
+export function noteInfillModule(name: string, moduleUrl: string): void {
+  const m = state.methods.get(name);
+  if (!m) return;
+  if (!state.origins.has(name)) state.origins.set(name, moduleUrl);
+  if (m.mode === 'sync' && !state.workerModules.has(name)) state.workerModules.set(name, moduleUrl);
+}
+
+/** True for the methods of this folder as shipped (not replaced by a registration). */
 export function isBuiltinInfill(name: string): boolean {
-  return builtin.has(name);
+  return state.builtin.has(name);
 }
 
+/** The method registered under `name`, if any. */
 export function getInfill(name: string): InfillMethod | undefined {
-  return registry.get(name);
+  return state.methods.get(name);
 }
 
+/** Every registered method, built-ins first, in registration order. */
 export function listInfills(): InfillMethod[] {
-  return [...registry.values()];
+  return [...state.methods.values()];
 }
 
 /** Module URLs of registered plugins (for worker threads). */
 export function pluginModules(): string[] {
-  return [...new Set(plugins.values())];
+  return [...new Set(state.workerModules.values())];
+}
+
+/** The module URL of the plugin that registered `name`, or undefined for methods that ship with the pipeline. */
+export function infillOrigin(name: string): string | undefined {
+  return state.origins.get(name);
+}
+
+/** A copy of the registry's state (see restoreInfills). */
+export interface InfillSnapshot {
+  readonly state: RegistryState;
+}
+
+/** Copy the registry, so a registration can be undone (a refused plugin, a test). */
+export function snapshotInfills(): InfillSnapshot {
+  return { state: { methods: new Map(state.methods), workerModules: new Map(state.workerModules), origins: new Map(state.origins), builtin: new Set(state.builtin) } };
+}
+
+/** Put the registry back as it was when `snap` was taken. */
+export function restoreInfills(snap: InfillSnapshot): void {
+  for (const k of ['methods', 'workerModules', 'origins'] as const) {
+    state[k].clear();
+    for (const [name, v] of snap.state[k]) (state[k] as Map<string, unknown>).set(name, v);
+  }
+  state.builtin.clear();
+  for (const n of snap.state.builtin) state.builtin.add(n);
 }

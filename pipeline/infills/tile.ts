@@ -7,7 +7,9 @@ import type { Box, Mask, RGBImage } from '../../manifests/pixels.ts';
  *
  * - `maxrect` (paper): A = the largest all-background rectangle, by the O(U) histogram-stack algorithm.
  * - `strip` (the authors' code): A = the longer of the longest run of full-width background rows and the longest run
- *   of full-height background columns (by area; rows win a tie).
+ *   of full-height background columns, compared by run length as their TileInpainter does (rows win a tie). By
+ *   area would pick differently on non-square images: a 2-row run of a 20×6 image (40 px) beats a 5-column run
+ *   (30 px) by area, but the authors take the 5 columns.
  * Works for holes touching x = 0 or y = 0 (the authors' code silently skipped those); a region covering every
  * pixel (or, for strip, every row and column) has no source rectangle and is reported, never filled silently.
  */
@@ -94,9 +96,9 @@ export function largestBackgroundStrip(m: Mask): Box | null {
   }
   const rows = longestRun(rowFree);
   const cols = longestRun(colFree);
-  const rowArea = rows.len * W, colArea = cols.len * H;
-  if (rowArea === 0 && colArea === 0) return null;
-  return rowArea >= colArea ? { x: 0, y: rows.start, w: W, h: rows.len } : { x: cols.start, y: 0, w: cols.len, h: H };
+  if (rows.len === 0 && cols.len === 0) return null;
+  // robust_cls_model TileInpainter: `if row_chunk[1] - row_chunk[0] >= col_chunk[1] - col_chunk[0]` (lengths, not areas)
+  return rows.len >= cols.len ? { x: 0, y: rows.start, w: W, h: rows.len } : { x: cols.start, y: 0, w: cols.len, h: H };
 }
 
 function longestRun(free: Uint8Array): { start: number; len: number } {
