@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestWriter, TOOL_VERSION, readSourceManifest, rngFor, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
@@ -7,7 +7,7 @@ import { resizeMask, chooseCrop, trainResizeSide } from '../trainer/augment.ts';
 import { loadDatasetIndex, missingCorpora, resolveDatasetRoot, trainBatches, evalBatches, epochOrder, pickVariant, ROLE, type TrainBatch } from '../trainer/data.ts';
 import { parseMethod } from '../trainer/method.ts';
 import { PROJECT_ROOT } from '../common/paths.ts';
-import { writeToyDataset, pngOf, type Toy } from './train-fixture.ts';
+import { writeToyCorpus, writeToyDataset, pngOf, type Toy } from './train-fixture.ts';
 
 const byte = (v: number): number => Math.round((v + 1) * 127.5);
 
@@ -179,18 +179,19 @@ describe('train stream with corpora', () => {
     expect(pickVariant([], 4)).toBeNull();
   });
 
-  it('treats a corpus without corpus_id as unfinished, and refuses one made from another source manifest', async () => {
+  it('treats a corpus without corpus.json as unfinished, and refuses one made from another source manifest', async () => {
     const src = join(toy.corporaRoot, toy.dataset, 'source');
     const { metadata } = await readSourceManifest(src);
-    const write = async (folder: string, extra: Partial<ManifestMetadata>) => {
-      const w = new ManifestWriter(join(toy.corporaRoot, toy.dataset, folder, 'manifest'), 'corpus', { ...metadata, kind: 'corpus', ...extra });
-      await w.close();
-    };
-    await write('cf-unfinished', {});
-    await write('cf-stale', { corpus_id: 'x', source_digest: 'not-the-digest' });
-    expect(await missingCorpora(toy.corporaRoot, toy.dataset, ['cf-tile', 'cf-unfinished', 'cf-nothing'])).toEqual(['cf-unfinished', 'cf-nothing']);
+    const w = new ManifestWriter(join(toy.corporaRoot, toy.dataset, 'cf-unfinished', 'manifest'), 'corpus', { ...metadata, kind: 'corpus' });
+    await w.close();
+    const stale = join(toy.corporaRoot, toy.dataset, 'cf-stale');
+    await writeToyCorpus(stale, { ...metadata, kind: 'corpus', config: { method: 'cf-stale' } }, [], 5);
+    const info = JSON.parse(await readFile(join(stale, 'corpus.json'), 'utf8'));
+    await writeFile(join(stale, 'corpus.json'), JSON.stringify({ ...info, source_digest: 'not-the-digest' }));
+    expect(await missingCorpora(toy.corporaRoot, toy.dataset, ['cf-tile', 'cf-unfinished', 'cf-nothing', 'cf-stale'])).toEqual(['cf-unfinished', 'cf-nothing']);
     const terms = (f: string) => parseMethod(f).cf;
-    await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: toy.dataset, terms: terms('cf-unfinished') })).rejects.toThrow(/incomplete[\s\S]*make generate DATASET=toy METHODS=cf-unfinished/);
+    await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: toy.dataset, terms: terms('cf-unfinished') }))
+      .rejects.toThrow(/cf-unfinished is unfinished: 1 manifest part\(s\) but no corpus\.json[\s\S]*fix: finish it .*generate --source .* --methods cf-unfinished/);
     await expect(loadDatasetIndex({ corporaRoot: toy.corporaRoot, dataset: toy.dataset, terms: terms('cf-stale') })).rejects.toThrow(/another version of the source manifest[\s\S]*--force/);
   });
 

@@ -174,7 +174,7 @@ describe('saliencyPenalty', () => {
   const ownTarget = (b: number): number[] => [0, 1, 2].map((k) => (k === labels[b] ? 1 : 0));
 
   it('equals a per-image loop over tf.grad of each image\'s own target logit', () => {
-    const ours = vals(saliencyPenalty(forward, x, y1(labels), bg));
+    const ours = vals(saliencyPenalty(forward, x, y1(labels), bg, 'background-area'));
     const brute = bruteForce(forward, ownTarget);
     expect(ours.every((v) => v > 0)).toBe(true);
     ours.forEach((v, b) => expect(v).toBeCloseTo(brute[b], 5 - Math.ceil(Math.log10(Math.max(1, brute[b])))));
@@ -185,11 +185,11 @@ describe('saliencyPenalty', () => {
     // Σ_b Σ_b' z_{b, y_b'}: each image's gradient is that of the sum of its logits for every label in the batch.
     const counts = [0, 1, 2].map((k) => labels.filter((l) => l === k).length);
     const mixed = bruteForce(forward, () => counts);
-    const ours = vals(saliencyPenalty(forward, x, y1(labels), bg));
+    const ours = vals(saliencyPenalty(forward, x, y1(labels), bg, 'background-area'));
     const relDiff = ours.map((v, b) => Math.abs(v - mixed[b]) / v);
     expect(Math.max(...relDiff)).toBeGreaterThan(0.1);
     // and with one label for the whole batch it is B² times ours (the gradient is B times the image's own)
-    const same = vals(saliencyPenalty(forward, x, y1([1, 1, 1]), bg));
+    const same = vals(saliencyPenalty(forward, x, y1([1, 1, 1]), bg, 'background-area'));
     const mixedSame = bruteForce(forward, () => [0, 3, 0]);
     same.forEach((v, b) => expect(mixedSame[b] / v).toBeCloseTo(9, 3));
   });
@@ -197,7 +197,7 @@ describe('saliencyPenalty', () => {
   it('the one-backward-pass trick needs image-independent forwards: a batch-mixing model breaks it', () => {
     // Subtracting the batch mean couples the images (as BatchNorm would); our GroupNorm model does not.
     const mixing: Forward = (t) => model.apply(tf.sub(t, tf.mul(0.5, tf.mean(t, 0, true))) as tf.Tensor4D);
-    const sumTrick = vals(saliencyPenalty(mixing, x, y1(labels), bg));
+    const sumTrick = vals(saliencyPenalty(mixing, x, y1(labels), bg, 'background-area'));
     const perImage = [0, 1, 2].map((b) => {
       // image b's own target logit, differentiated w.r.t. image b only, in the batch context
       const g = vals(tf.grad((xb: tf.Tensor) => {

@@ -26,12 +26,15 @@ function opts(over: Partial<TrainOptions>): TrainOptions {
   };
 }
 
-/** A copy of the one-epoch base run under another id, to damage. */
+/** A copy of the one-epoch base run under another id, to damage (its links stay relative, into the copy). */
 async function copyOfBase(id: string): Promise<string> {
   const dir = join(runsRoot, id);
-  await cp(base.runDir, dir, { recursive: true });
+  await cp(base.runDir, dir, { recursive: true, verbatimSymlinks: true });
   return dir;
 }
+
+/** The committed epoch-1 folder of a copy: what a resume reads. */
+const committed = (dir: string, f: string): string => join(dir, 'commits', 'epoch-0001', f);
 
 async function rejection(p: Promise<unknown>): Promise<UserError> {
   const e = await p.then(() => null, (err: unknown) => err);
@@ -69,11 +72,11 @@ describe('train: nothing is created until the checks pass', () => {
 });
 
 describe('train: corrupt run records are errors, not a silent restart', () => {
-  it('an unreadable state.json names the file and --fresh', async () => {
+  it('an unreadable committed state.json names the file and --fresh', async () => {
     const dir = await copyOfBase('badstate');
-    await writeFile(join(dir, 'state.json'), '{"epoch": 1, "st');
+    await writeFile(committed(dir, 'state.json'), '{"epoch": 1, "st');
     const e = await rejection(train(opts({ runId: 'badstate', epochs: 2 })));
-    expect(e.message).toContain(join(dir, 'state.json'));
+    expect(e.message).toContain(committed(dir, 'state.json'));
     expect(e.message).toMatch(/--fresh/);
     // nothing was retrained over the checkpoints
     expect(await readFile(join(dir, 'metrics.jsonl'), 'utf8')).toBe(await readFile(join(base.runDir, 'metrics.jsonl'), 'utf8'));
@@ -81,30 +84,30 @@ describe('train: corrupt run records are errors, not a silent restart', () => {
 
   it('a bad metrics.jsonl line names the file and the line', async () => {
     const dir = await copyOfBase('badmetrics');
-    const good = await readFile(join(dir, 'metrics.jsonl'), 'utf8');
-    await writeFile(join(dir, 'metrics.jsonl'), `${good}{"epoch": 2, "trai\n`);
+    const good = await readFile(committed(dir, 'metrics.jsonl'), 'utf8');
+    await writeFile(committed(dir, 'metrics.jsonl'), `${good}{"epoch": 2, "trai\n`);
     const e = await rejection(train(opts({ runId: 'badmetrics', epochs: 2 })));
-    expect(e.message).toContain(join(dir, 'metrics.jsonl'));
+    expect(e.message).toContain(committed(dir, 'metrics.jsonl'));
     expect(e.message).toMatch(/line 2\b/);
     expect(e.message).toMatch(/--fresh/);
   });
 
   it('corrupt optimizer state is an error naming the file; missing optimizer state resumes with a fresh one', async () => {
     const dirJ = await copyOfBase('badoptjson');
-    await writeFile(join(dirJ, 'last', 'optimizer.json'), '{"weights": [');
+    await writeFile(committed(dirJ, 'optimizer.json'), '{"weights": [');
     const ej = await rejection(train(opts({ runId: 'badoptjson', epochs: 2 })));
-    expect(ej.message).toContain(join(dirJ, 'last', 'optimizer.json'));
+    expect(ej.message).toContain(committed(dirJ, 'optimizer.json'));
     expect(ej.message).toMatch(/--fresh/);
 
     const dirB = await copyOfBase('badoptbin');
-    await truncate(join(dirB, 'last', 'optimizer.bin'), 12);
+    await truncate(committed(dirB, 'optimizer.bin'), 12);
     const eb = await rejection(train(opts({ runId: 'badoptbin', epochs: 2 })));
-    expect(eb.message).toContain(join(dirB, 'last', 'optimizer.bin'));
+    expect(eb.message).toContain(committed(dirB, 'optimizer.bin'));
     expect(eb.message).toMatch(/12 bytes/);
 
     const dirM = await copyOfBase('nooptstate');
-    await rm(join(dirM, 'last', 'optimizer.json'));
-    await rm(join(dirM, 'last', 'optimizer.bin'));
+    await rm(committed(dirM, 'optimizer.json'));
+    await rm(committed(dirM, 'optimizer.bin'));
     const log: string[] = [];
     const r = await train(opts({ runId: 'nooptstate', epochs: 2, log: (l) => log.push(l) }));
     expect(r.state.epoch).toBe(2);

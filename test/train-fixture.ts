@@ -1,14 +1,18 @@
 /**
  * A tiny on-disk dataset for the trainer's tests: a source manifest with PNG images and masks, and optional CF/F
- * corpora, written with the real ManifestWriter so the trainer reads exactly what the pipeline writes.
+ * corpora, written with the real manifest encoder (and, for corpora, corpus.json, done markers and the corpus id of
+ * the manifests contract) so the trainer reads exactly what the pipeline writes.
  *
  * Images: a 2-class "waterbirds": class 0 has a red square, class 1 a blue square, on a background whose colour
  * (place) agrees with the class with probability `correlation` in train and val, and for half the test images.
  */
 import sharp from 'sharp';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ManifestWriter, TOOL_VERSION, manifestDigest, rngFor, type CorpusRow, type ManifestMetadata, type SourceRow } from '../manifests/index.ts';
+import { basename, dirname, join } from 'node:path';
+import {
+  ManifestWriter, TOOL_VERSION, corpusIdFor, encodeManifest, manifestDigest, rngFor, shardContentHash, shardName, writeFileAtomic, writeJsonAtomic,
+  type CorpusRow, type ManifestMetadata, type SourceRow,
+} from '../manifests/index.ts';
 
 export interface ToyOptions {
   dataset?: string;
@@ -93,11 +97,7 @@ export async function writeToyDataset(dir: string, opts: ToyOptions = {}): Promi
     const method = folder.replace(/^c?f-/, '');
     const cdir = join(corporaRoot, dataset, folder);
     await mkdir(join(cdir, 'images'), { recursive: true });
-    const cmeta: ManifestMetadata = {
-      ...meta, kind: 'corpus', config: { method: folder }, corpus_id: `toy-${folder}`,
-      source_digest: await manifestDigest(join(corporaRoot, dataset, 'source'), 'source'),
-    };
-    const cw = new ManifestWriter<CorpusRow>(join(cdir, 'manifest'), 'corpus', cmeta, { rowsPerShard: 5 });
+    const crows: CorpusRow[] = [];
     let n = 0;
     for (const r of rows.filter((r) => r.split === 'train')) {
       for (let v = 0; v < (opts.variants ?? 1); v++) {
@@ -119,14 +119,41 @@ export async function writeToyDataset(dir: string, opts: ToyOptions = {}): Promi
         }
         const rel = `images/${r.id}-${v}.png`;
         await sharp(Buffer.from(img), { raw: { width: side, height: side, channels: 3 } }).png().toFile(join(cdir, rel));
-        await cw.write({
+        crows.push({
           id, source_id: r.id, source_path: r.path, image_path: rel, split: r.split, label: r.label, class_name: r.class_name,
           non_y: kind === 'cf', kind, method, params: '{}', variant: v, seed, mask_kind: kind === 'cf' ? 'box' : 'seg', sha256: null,
           width: side, height: side, status: 'ok', error: null,
         });
       }
     }
-    await cw.close();
+    await writeToyCorpus(cdir, { ...meta, kind: 'corpus', config: { method: folder } }, crows, CORPUS_ROWS_PER_PART);
   }
   return { corporaRoot, dataRoot, dataset, rows, generatedColour };
+}
+
+/** Rows per manifest part of the toy corpora: small, so an 8-image corpus has two parts to lose or mix. */
+export const CORPUS_ROWS_PER_PART = 5;
+
+/**
+ * Write `rows` as a complete corpus in `dir`, the way `generate` leaves one: parts `manifest/part-NNNNN.arrow` of
+ * `perPart` rows stamped with the corpus id, a done marker with each part's content hash, and corpus.json last.
+ * `metadata.config` is the corpus config; the source digest is that of the source manifest beside `dir`.
+ */
+export async function writeToyCorpus(dir: string, metadata: ManifestMetadata, rows: CorpusRow[], perPart: number): Promise<string> {
+  const sourceDigest = await manifestDigest(join(dirname(dir), 'source'), 'source');
+  const parts: CorpusRow[][] = [];
+  for (let i = 0; i < Math.max(1, rows.length); i += perPart) parts.push(rows.slice(i, i + perPart));
+  const hashes = parts.map(shardContentHash);
+  const corpusId = corpusIdFor(TOOL_VERSION, metadata.config, sourceDigest, hashes);
+  const stamped: ManifestMetadata = { ...metadata, tool_version: TOOL_VERSION, source_digest: sourceDigest, corpus_id: corpusId };
+  for (let i = 0; i < parts.length; i++) {
+    const part = join(dir, 'manifest', shardName('part', i));
+    await writeFileAtomic(part, encodeManifest('corpus', stamped, parts[i]));
+    await writeJsonAtomic(part.replace(/\.arrow$/, '.done'), { format: 'cfgen-shard-done', shard: i, rows: parts[i].length, content_hash: hashes[i] });
+  }
+  await writeJsonAtomic(join(dir, 'corpus.json'), {
+    corpus_id: corpusId, tool_version: TOOL_VERSION, dataset: metadata.dataset, name: basename(dir), config: metadata.config,
+    source_digest: sourceDigest, shards: parts.length,
+  });
+  return corpusId;
 }

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { TABLE8, presetFor, parseSchedule, scheduledLr, plateauStep, scheduleToString } from '../trainer/presets.ts';
+import { TABLE8, presetFor, parseSchedule, scheduledLr, plateauStep, scheduleToString, type PlateauState } from '../trainer/presets.ts';
 
 describe('presets', () => {
   it('carries paper Table 8 for the real datasets', () => {
@@ -27,12 +27,12 @@ describe('presets', () => {
     expect(scheduledLr(1, { kind: 'cosine' }, 0, 4)).toBe(1);
     expect(scheduledLr(1, { kind: 'cosine' }, 2, 4)).toBeCloseTo(0.5, 12);
     expect(scheduleToString(parseSchedule('step:3x0.5'))).toBe('step:3x0.5');
-    expect(parseSchedule('plateau:2x0.5')).toEqual({ kind: 'plateau', patience: 2, factor: 0.5 });
+    expect(parseSchedule('plateau:2x0.5')).toEqual({ kind: 'plateau', patience: 2, factor: 0.5, monitor: 'loss', threshold: 1e-4 });
     expect(() => parseSchedule('linear')).toThrow(/step:6,12,18/);
   });
 
-  it('reduce-on-plateau (patience 1) cuts the lr after two epochs without improvement', () => {
-    let st = { best: -Infinity, bad: 0, lr: 1 };
+  it('reduce-on-plateau (patience 1, old mode-max form) cuts the lr after two epochs without improvement', () => {
+    let st: PlateauState = { best: -Infinity, bad: 0, lr: 1 };
     const lrs: number[] = [];
     for (const v of [0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.7]) { st = plateauStep(st, v, { patience: 1, factor: 0.1 }); lrs.push(st.lr); }
     expect(lrs.map((v) => +v.toPrecision(6))).toEqual([1, 1, 1, 0.1, 0.1, 0.1, 0.01]);

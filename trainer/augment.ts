@@ -5,14 +5,17 @@ import type { Box, Mask, RGBImage } from '../manifests/pixels.ts';
 import type { Rng } from '../manifests/rng.ts';
 
 /**
- * Train/eval preprocessing (DESIGN §6, paper): train resizes to S + S/8 (256 for 224), takes a random S×S crop that
+ * Train/eval preprocessing (DESIGN §6, paper): train resizes to round(S·8/7) (256 for 224), takes a random S×S crop that
  * keeps part of the object, flips horizontally and normalises to [−1, 1]; eval resizes to S×S. The geometry is
  * pure functions over typed arrays so that a mask goes through exactly the same crop and flip as its image.
  */
 
-/** Side of the train-time resize for crop size S: S + S/8 (the paper's 256 → 224 ratio). */
+/**
+ * Side of the train-time resize for crop size S: round(S·8/7), the paper's 256 for a 224 crop (S + S/8 would give
+ * 252). S = 32 → 37, 64 → 73, 128 → 146.
+ */
 export function trainResizeSide(size: number): number {
-  return size + Math.floor(size / 8);
+  return Math.round((size * 8) / 7);
 }
 
 /** Decode an image file and resize it to w×h (aspect not kept, as the paper's 256×256), 8-bit sRGB without alpha. */

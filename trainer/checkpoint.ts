@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, sha256Hex, stableStringify, writeFileAtomic } from '../manifests/index.ts';
-import { createModel, validateConfig, type Model, type ModelConfig } from './model.ts';
+import { validateConfig, type Model, type ModelConfig } from './model.ts';
+import { buildModel } from './model-build.ts';
 
 /**
  * Checkpoint folder (docs/model-and-losses.md):
@@ -75,7 +76,7 @@ export async function loadModel(dir: string): Promise<Model> {
   } catch (e) {
     throw new UserError((e as Error).message, { file });
   }
-  const model = createModel(json.config, 0);
+  const model = await buildModel(json.config, 0);
   try {
     await loadWeightsInto(model, dir, { strict: true });
   } catch (e) {

@@ -45,6 +45,8 @@ export function trainCommand(): Command {
     .addOption(new Option('--sal-norm <form>', 'saliency-term normalisation: authors = λ·mean over masked images, channels and pixels, added undivided (their code); background-area = per image over the background area, then / images in the batch (DESIGN §4)')
       .argParser(choiceFlag('--sal-norm', SAL_NORMS)).default('authors'))
     .option('--init <path>', 'start from pretrained weights: a BiT .npz (BiT-M-R50x1.npz), a timm model.safetensors (or its Hugging Face folder) — their architecture replaces --model — or a checkpoint / tfjs model folder; the head is replaced when its class count differs (docs/pretrained.md)')
+    .option('--backbone <dir>', 'a tfjs LayersModel folder (model.json + shards + card.json, e.g. a converted Keras MobileNetV2) as the feature extractor, with a fresh head (docs/pretrained.md)')
+    .option('--backbone-layer <name>', 'the backbone layer to cut at (default: its last global pooling layer)')
     .option('--freeze <n|prefix>', 'train only the top: n = freeze the root and the first n stages (3 on r50x1 trains block4 + head); prefix = freeze every parameter before the first named <prefix>... (resnet/head: head only)')
     .addOption(new Option('--backend <name>', `tfjs backend: ${BACKENDS.join(', ')}`).argParser(choiceFlag('--backend', BACKENDS)).default('auto'))
     .option('--threads <n>', 'backend threads: tfjs-node intra-op threads (wasm under Node runs one thread; docs/backends-and-kernels.md)', intFlag('--threads', { min: 1, max: 256 }))
@@ -64,6 +66,7 @@ export function trainCommand(): Command {
       // Checked before the training loop (and tfjs) is even imported: a typo costs no start-up.
       parseMethod(o.method);
       if (o.freeze !== undefined && !/\S/.test(o.freeze)) throw new UserError('--freeze needs a stage count or a parameter-name prefix', { fix: 'e.g. --freeze 3 or --freeze resnet/head' });
+      if (o.backbone !== undefined && o.workers > 1) throw new UserError('--backbone does not combine with --workers > 1 (the workers build ResNetV2s)', { fix: 'drop --workers' });
       if (o.freeze !== undefined && o.workers > 1) throw new UserError('--freeze does not combine with --workers > 1 (the workers would update the frozen weights)', { fix: 'drop --workers, or --freeze' });
       const schedule = o.schedule ? parseSchedule(o.schedule) : undefined;
       const { train } = await import('./train.ts');
@@ -71,7 +74,7 @@ export function trainCommand(): Command {
         method: o.method, dataset: o.dataset, seed: o.seed, epochs: o.epochs, batch: o.batch, lr: o.lr,
         optimizer: o.optimizer as OptimizerName | undefined, momentum: o.momentum, weightDecay: o.weightDecay,
         schedule, model: o.model, size: o.size, patience: o.patience,
-        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, freeze: o.freeze, cfLoss: o.cfLoss as CfLossKind, salNorm: o.salNorm as SalNorm, init: o.init, backend: o.backend,
+        valMetric: o.valMetric as ValMetric | undefined, clipNorm: o.clipNorm, freeze: o.freeze, backbone: o.backbone, backboneLayer: o.backboneLayer, cfLoss: o.cfLoss as CfLossKind, salNorm: o.salNorm as SalNorm, init: o.init, backend: o.backend,
         threads: o.threads, workers: o.workers, runId: o.runId, runsRoot: resolveRoot('runs', o.runsRoot), corporaRoot: resolveRoot('corpora', o.corporaRoot),
         maxSteps: o.maxSteps, fresh: o.fresh, evaluate: o.eval, generate: o.generate, auprImages: o.auprImages, egSamples: o.egSamples,
         concurrency: o.concurrency, valCacheMb: o.valCacheMb,

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultRoot, PROJECT_ROOT } from '../common/paths.ts';
 import { UserError } from '../manifests/errors.ts';
-import { missingCorpora, sourceDir } from './data.ts';
+import { corpusState } from '../manifests/reader.ts';
+import { missingCorpora, sourceDir } from './data-index.ts';
 import { BUILTIN_CORPORA, nearestCorpus } from './method.ts';
 
 /**
@@ -16,6 +17,12 @@ function generateCommand(corporaRoot: string, dataset: string, missing: readonly
   const custom = resolve(corporaRoot) !== resolve(defaultRoot('corpora'));
   return `make generate DATASET=${dataset} METHODS=${missing.join(',')}`
     + (custom ? ` (or: npx tsx cfgen.ts generate --dataset ${dataset} --methods ${missing.join(',')} --corpora-root ${corporaRoot})` : '');
+}
+
+/** Each folder of `missing`, marked when it is an interrupted generation (parts, no corpus.json) rather than absent. */
+async function describeMissing(corporaRoot: string, dataset: string, missing: readonly string[]): Promise<string[]> {
+  return Promise.all(missing.map(async (f) => ((await corpusState(join(corporaRoot, dataset, f))) === 'unfinished'
+    ? `${f} (unfinished: parts but no corpus.json; generation resumes it)` : f)));
 }
 
 /**
@@ -35,7 +42,7 @@ export async function checkCorpora(corporaRoot: string, dataset: string, folders
     });
   }
   if (!opts.generate || !existsSync(join(PROJECT_ROOT, 'cfgen.ts'))) {
-    throw new UserError(`corpora missing for dataset "${dataset}": ${missing.join(', ')}`, {
+    throw new UserError(`corpora missing for dataset "${dataset}": ${(await describeMissing(corporaRoot, dataset, missing)).join(', ')}`, {
       file: join(corporaRoot, dataset), fix: `generate them first: ${generateCommand(corporaRoot, dataset, missing)}`,
     });
   }
@@ -54,7 +61,7 @@ export async function generateCorpora(corporaRoot: string, dataset: string, miss
   const args = existsSync(src)
     ? ['tsx', 'cfgen.ts', 'generate', '--source', src, '--methods', missing.join(',')]
     : ['tsx', 'cfgen.ts', 'generate', '--dataset', dataset, '--methods', missing.join(','), '--corpora-root', corporaRoot];
-  log(`corpora missing (${missing.join(', ')}): generating them first with npx ${args.join(' ')}; this can take minutes (its progress follows)`);
+  log(`corpora missing (${(await describeMissing(corporaRoot, dataset, missing)).join(', ')}): generating them first with npx ${args.join(' ')}; this can take minutes (its progress follows)`);
   const code = await new Promise<number>((res, rej) => {
     const child = spawn('npx', args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('error', rej);

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { rngFor, type Rng } from '../manifests/index.ts';
+import type { SalNorm } from './sal-norm.ts';
 
 /**
  * Loss terms of the objective (DESIGN §5). Every loss is per example (Tensor1D of length B): the training loop
- * sums each term over all images of the augmented batch and divides by the number of images in it.
+ * sums each term over all images of the augmented batch and divides by the number of images in it (the saliency
+ * term, by default, is instead a mean over the originals with a mask: salContribution).
  *
  * `forward` arguments are pure functions x ↦ logits (e.g. `model.apply`). The saliency penalty and FGSM take
  * gradients w.r.t. the input, so the forward pass must not mix images of a batch (no batch statistics): our
@@ -87,16 +89,20 @@ function targetLogitInputGradient(forward: Forward, x: tf.Tensor4D, labels: tf.T
   return { grad, logits: logits! };
 }
 
+export { SAL_NORMS, type SalNorm } from './sal-norm.ts';
+
 /**
- * Σ_j bg_j Σ_c g_{j,c}² / Σ_j bg_j per image; 0 for an image with no background. The weighted pixel sum is a
- * batched matMul so that its gradient (needed for double backprop) is a matMul too, not a broadcast.
+ * Σ_j bg_j Σ_c g_{j,c}² per image, divided by Σ_j bg_j (`background-area`) or by C·H·W (`authors`); 0 for an
+ * image with no background. The weighted pixel sum is a batched matMul so that its gradient (needed for double
+ * backprop) is a matMul too, not a broadcast.
  */
-function maskedSquaredGradient(grad: tf.Tensor4D, background: tf.Tensor4D): tf.Tensor1D {
+function maskedSquaredGradient(grad: tf.Tensor4D, background: tf.Tensor4D, norm: SalNorm): tf.Tensor1D {
   return tf.tidy(() => {
     const [b, h, w, c] = grad.shape;
     const bg = tf.reshape(tf.cast(background, 'float32'), [b, 1, h * w]);
     const perChannel = tf.matMul(bg, tf.reshape(tf.square(grad), [b, h * w, c]));
     const num = tf.sum(tf.reshape(perChannel, [b, c]), 1);
+    if (norm === 'authors') return tf.div(num, c * h * w) as tf.Tensor1D;
     const den = tf.sum(tf.reshape(bg, [b, h * w]), 1);
     // an image without background has num = 0, so the guard only avoids 0/0
     return tf.div(num, tf.maximum(den, 1e-12)) as tf.Tensor1D;
@@ -113,12 +119,14 @@ function checkBackground(x: tf.Tensor4D, background: tf.Tensor4D, what: string):
 
 /**
  * Saliency penalty (GradMask form, DESIGN §4), per image b:
- *   Σ_j (∂z_{b,y_b}/∂x_{b,j})² (1 − r_j) / Σ_j (1 − r_j)
- * over pixels j, with the squared gradient summed over colour channels, and 1 − r = `background`.
- * Differentiable w.r.t. the model's variables (double backprop): use it inside tf.variableGrads.
+ *   Σ_j (∂z_{b,y_b}/∂x_{b,j})² (1 − r_j) / Σ_j (1 − r_j)   (`background-area`)
+ *   Σ_j (∂z_{b,y_b}/∂x_{b,j})² (1 − r_j) / (C·H·W)          (`authors`, the default: a mean over channels and pixels)
+ * over pixels j, with the squared gradient summed over colour channels, and 1 − r = `background`. How the
+ * per-image values enter the loss: `salContribution`. Differentiable w.r.t. the model's variables (double
+ * backprop): use it inside tf.variableGrads.
  */
-export function saliencyPenalty(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D, background: tf.Tensor4D): tf.Tensor1D {
-  const { penalty, logits } = saliencyPenaltyAndLogits(forward, x, labels, background);
+export function saliencyPenalty(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D, background: tf.Tensor4D, norm: SalNorm = 'authors'): tf.Tensor1D {
+  const { penalty, logits } = saliencyPenaltyAndLogits(forward, x, labels, background, norm);
   logits.dispose();
   return penalty;
 }
@@ -128,15 +136,37 @@ export function saliencyPenalty(forward: Forward, x: tf.Tensor4D, labels: tf.Ten
  * `const {penalty, logits} = saliencyPenaltyAndLogits(...); loss = sum(crossEntropy(logits, y)) + λ·sum(penalty)`.
  * Both are ordinary tensors of the caller's scope (a surrounding tf.tidy / tf.variableGrads disposes them).
  */
-export function saliencyPenaltyAndLogits(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D, background: tf.Tensor4D): { penalty: tf.Tensor1D; logits: tf.Tensor2D } {
+export function saliencyPenaltyAndLogits(forward: Forward, x: tf.Tensor4D, labels: tf.Tensor1D, background: tf.Tensor4D, norm: SalNorm = 'authors'): { penalty: tf.Tensor1D; logits: tf.Tensor2D } {
   checkBackground(x, background, 'saliencyPenalty');
   return tf.tidy(() => {
     const r = targetLogitInputGradient(forward, x, labels);
     // An un-kept copy (Identity, so gradients flow through it) that the enclosing tidy owns like any other tensor.
     const logits = tf.clone(r.logits);
     r.logits.dispose();
-    return { penalty: maskedSquaredGradient(r.grad, background), logits };
+    return { penalty: maskedSquaredGradient(r.grad, background, norm), logits };
   });
+}
+
+/**
+ * The saliency term as it enters a step's running sum, which the step divides by `nImages` (the images of the
+ * augmented batch): `lambdaSum` = λ·Σ_b P_b. `background-area` adds it as is (divided by nImages like every
+ * term); `authors` wants λ·mean over the `nWithMask` originals that have a mask, undivided, so it is scaled by
+ * nImages / nWithMask.
+ */
+export function salContribution(lambdaSum: tf.Scalar, norm: SalNorm | undefined, nWithMask: number, nImages: number): tf.Scalar {
+  if ((norm ?? 'authors') === 'background-area') return lambdaSum;
+  return tf.mul(lambdaSum, nImages / Math.max(1, nWithMask)) as tf.Scalar;
+}
+
+/** How many of the first `n` images have any object pixel in `objMask` ([n, S, S] flattened), the authors' has_bbox. */
+export function countImagesWithMask(objMask: Float32Array | null, n: number): number {
+  if (!objMask || n === 0) return 0;
+  const per = objMask.length / n;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i * per; j < (i + 1) * per; j++) if (objMask[j] > 0) { count++; break; }
+  }
+  return count;
 }
 
 export interface FgsmOptions {

@@ -27,8 +27,24 @@ export interface ModelConfig {
   strides?: number[];
   /** GroupNorm epsilon (default 1e-5) */
   gnEps?: number;
-  /** weight-standardisation epsilon added to the variance (default 1e-10, as BiT) */
+  /** weight-standardisation epsilon added to the variance (default 1e-10, as BiT; timm's BiT weights: 1e-8) */
   wsEps?: number;
+  /**
+   * A tfjs LayersModel used as the feature extractor instead of the ResNetV2 (trainer/backbone/); the ResNet
+   * fields above are then unused placeholders (model-build.ts builds the right kind).
+   */
+  backbone?: BackboneSpec;
+}
+
+/** Where a LayersModel backbone lives and how it is cut and fed (trainer/backbone/card.ts for the card). */
+export interface BackboneSpec {
+  /** absolute path of the folder with model.json, its shards and card.json */
+  dir: string;
+  /** the layer whose output is used (a rank-4 map is average-pooled) */
+  cut: string;
+  /** feature channels at the cut: the head is [features, numClasses] */
+  features: number;
+  card: { inputSize: number | null; range: [number, number]; mean: [number, number, number]; std: [number, number, number]; channelOrder: 'RGB' | 'BGR'; cut?: string };
 }
 
 export type PresetName = 'tiny' | 'small' | 'r50x1';
@@ -91,6 +107,11 @@ function pad2(n: number): string {
 
 export function validateConfig(c: ModelConfig): void {
   const bad = (m: string): never => { throw new Error(`model config '${c.name}': ${m}`); };
+  if (c.backbone) {
+    if (!(c.numClasses >= 2)) bad('numClasses must be ≥ 2');
+    if (!c.backbone.dir || !c.backbone.cut || !(c.backbone.features >= 1)) bad('backbone needs dir, cut and features');
+    return;
+  }
   if (c.widths.length === 0 || c.widths.length !== c.depths.length) bad('widths and depths must be non-empty and of equal length');
   if (c.strides && c.strides.length !== c.widths.length) bad('strides must have one entry per stage');
   if (!(c.numClasses >= 2)) bad('numClasses must be ≥ 2');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../manifests/io.ts';
 import type { TrainPreset } from './presets.ts';
+import { PyTorchRMSprop } from './optimizers.ts';
 
 /**
  * The optimizer of a run and its state on disk (`optimizer.json` + `optimizer.bin` beside a checkpoint), so a
@@ -14,8 +15,8 @@ import type { TrainPreset } from './presets.ts';
 export function makeOptimizer(h: Pick<TrainPreset, 'optimizer' | 'lr' | 'momentum'>): tf.Optimizer {
   switch (h.optimizer) {
     case 'sgd': return h.momentum > 0 ? tf.train.momentum(h.lr, h.momentum) : tf.train.sgd(h.lr);
-    // PyTorch's RMSprop defaults (alpha 0.99, eps 1e-8); the paper trained with PyTorch.
-    case 'rmsprop': return tf.train.rmsprop(h.lr, 0.99, h.momentum, 1e-8);
+    // PyTorch's RMSprop update and defaults (alpha 0.99, eps 1e-8), not tfjs's: the paper trained with PyTorch (optimizers.ts).
+    case 'rmsprop': return new PyTorchRMSprop(h.lr, h.momentum, 0.99, 1e-8);
     case 'adam': return tf.train.adam(h.lr, h.momentum, 0.999, 1e-8);
   }
 }
@@ -30,9 +31,30 @@ export function setLearningRate(opt: tf.Optimizer, lr: number): void {
 
 interface WeightMeta { name: string; shape: number[]; dtype: 'float32' | 'int32'; bytes: number }
 
+/**
+ * Names of optimizer state that tfjs's getWeights leaves out, saved after tfjs's own entries. Adam's bias
+ * corrections use β1^t and β2^t accumulated as float32 products, step by step; its setWeights recomputes them as
+ * pow(β, t + 1), which differs from the product in the last bit at many t (β2 = 0.999: t = 2, 5, 18, …), so a
+ * resumed Adam run would drift from one that never stopped. Saving the products keeps resume bit-exact.
+ */
+const EXTRA_PREFIX = 'cfgen/';
+const ADAM_EXTRAS = { 'cfgen/adam/accBeta1': 'accBeta1', 'cfgen/adam/accBeta2': 'accBeta2' } as const;
+
+/** The variables behind ADAM_EXTRAS, or none when `opt` is not tfjs's Adam (SGD, momentum and RMSProp keep nothing else). */
+function extraVariables(opt: tf.Optimizer): { name: string; variable: tf.Variable }[] {
+  const fields = opt as unknown as Record<string, unknown>;
+  if (opt.getClassName() !== 'Adam') return [];
+  return Object.entries(ADAM_EXTRAS).map(([name, field]) => {
+    const variable = fields[field];
+    // A tfjs upgrade that renames the field must fail loudly here, not resume with other bias corrections.
+    if (!(variable instanceof tf.Variable)) throw new Error(`tfjs Adam has no ${field} variable: optimizer-state.ts needs updating for this tfjs version`);
+    return { name, variable };
+  });
+}
+
 /** Optimizer state as `optimizer.json` (names, shapes, dtypes) + `optimizer.bin` (the values, in order). */
 export async function saveOptimizerState(opt: tf.Optimizer, dir: string): Promise<void> {
-  const weights = await opt.getWeights();
+  const weights = [...(await opt.getWeights()), ...extraVariables(opt).map((e) => ({ name: e.name, tensor: e.variable as tf.Tensor }))];
   const meta: WeightMeta[] = [];
   const parts: Uint8Array[] = [];
   for (const w of weights) {
@@ -105,7 +127,11 @@ export async function loadOptimizerState(opt: tf.Optimizer, dir: string): Promis
     const values = w.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer);
     return { name: w.name, tensor: tf.tensor(values, w.shape, w.dtype) };
   });
-  await opt.setWeights(named);
+  const extras = new Map(extraVariables(opt).map((e) => [e.name, e.variable]));
+  await opt.setWeights(named.filter((n) => !n.name.startsWith(EXTRA_PREFIX)));
+  // After setWeights, which has just overwritten them with its pow() approximation. State saved before these
+  // entries existed resumes with that approximation, as it always did.
+  for (const n of named) if (extras.has(n.name)) extras.get(n.name)!.assign(n.tensor);
   tf.dispose(named.map((n) => n.tensor));
   return true;
 }

@@ -160,7 +160,7 @@ export async function startParallelStep(opts: ParallelStepOptions): Promise<Para
 
   const gradients = async (ctx: StepContext, batch: TrainBatch, stepSeed: number): Promise<AveragedGradients> => {
     if (failed) throw failed;
-    const loss: ShardLoss = { method: ctx.method, cfLoss: ctx.cfLoss, numClasses: ctx.numClasses };
+    const loss: ShardLoss = { method: ctx.method, cfLoss: ctx.cfLoss, numClasses: ctx.numClasses, salNorm: ctx.salNorm };
     const shards = threads === 1 ? [batch] : shardBatch(batch, threads);
     const mainShard = onMain ? 0 : -1;
     if (shards.length > (onMain ? 1 : 0)) publishWeights(ctx);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { stableStringify } from '../manifests/io.ts';
 import type { CfLossKind, MethodSpec } from './method.ts';
+import type { SalNorm } from './losses.ts';
 import type { ModelConfig } from './model.ts';
 import type { PlateauState, TrainPreset } from './presets.ts';
 
@@ -23,6 +24,8 @@ export interface RunConfig {
   seed: number;
   method: MethodSpec;
   cfLoss: CfLossKind;
+  /** how the saliency term is normalised (losses.ts SalNorm); configs written before it existed mean 'background-area' */
+  salNorm?: SalNorm;
   hyper: Hyper;
   preset: { name: string; source: string; warning: string | null };
   model: ModelConfig;
@@ -74,6 +77,7 @@ export function resolveHyper(preset: TrainPreset, o: Partial<Hyper>): Hyper {
   if (o.patience !== undefined) h.patience = o.patience;
   if (o.valMetric !== undefined) h.valMetric = o.valMetric;
   if (o.clipNorm !== undefined) h.clipNorm = o.clipNorm;
+  if (o.freeze !== undefined) h.freeze = o.freeze;
   const bad = (what: string) => { throw new UserError(`bad training option: ${what}`, { fix: 'see `cfgen train --help`' }); };
   if (!(Number.isInteger(h.epochs) && h.epochs >= 1)) bad(`--epochs must be a positive integer (got ${h.epochs})`);
   if (!(Number.isInteger(h.batch) && h.batch >= 1)) bad(`--batch must be a positive integer (got ${h.batch})`);
@@ -85,22 +89,64 @@ export function resolveHyper(preset: TrainPreset, o: Partial<Hyper>): Hyper {
   return h;
 }
 
-/** The fields that make two runs the same run (a rerun with the same ones resumes; --epochs may grow). */
+/** The corpus id of each corpus a run reads (null for a corpus recorded without one). */
+function corpusIdsOf(c: RunConfig): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(c.corpora ?? {}).map(([folder, s]) => [folder, s.corpusId ?? null]));
+}
+
+/**
+ * The fields that make two runs the same run (a rerun with the same ones resumes; --epochs may grow). The corpus
+ * ids are part of it: the same settings on regenerated corpora are another experiment, and resuming across the
+ * change would mix two datasets in one run.
+ */
 export function identityOf(c: RunConfig): string {
   const { epochs: _e, ...hyper } = c.hyper;
-  return stableStringify({ dataset: c.dataset, seed: c.seed, method: c.method.canonical, cfLoss: c.cfLoss, hyper, model: c.model, init: c.init });
+  return stableStringify({ dataset: c.dataset, seed: c.seed, method: c.method.canonical, cfLoss: c.cfLoss, salNorm: salNormOf(c), hyper, model: c.model, init: c.init, corpora: corpusIdsOf(c) });
+}
+
+/** The saliency normalisation a run trains with; null without a sal term (then it changes nothing). */
+function salNormOf(c: RunConfig): SalNorm | null {
+  return c.method.sal ? (c.salNorm ?? 'background-area') : null;
+}
+
+/** The corpora whose id differs between two configs of a run, as `folder: old id → new id`. */
+export function corpusChanges(a: RunConfig, b: RunConfig): string[] {
+  const ia = corpusIdsOf(a), ib = corpusIdsOf(b);
+  const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) : 'none');
+  return [...new Set([...Object.keys(ia), ...Object.keys(ib)])].sort()
+    .filter((f) => ia[f] !== ib[f])
+    .map((f) => `${f}: ${f in ia ? short(ia[f]) : 'not used'} → ${f in ib ? short(ib[f]) : 'not used'}`);
 }
 
 /** The identity fields in which two configs differ, as `name: old → new`, for the "other settings" error. */
 export function diffFields(a: RunConfig, b: RunConfig): string[] {
   const flat = (c: RunConfig): Record<string, string> => {
     const { epochs: _e, ...hyper } = c.hyper;
-    const o: Record<string, string> = { dataset: c.dataset, seed: String(c.seed), method: c.method.canonical, 'cf-loss': c.cfLoss, init: String(c.init) };
+    const o: Record<string, string> = { dataset: c.dataset, seed: String(c.seed), method: c.method.canonical, 'cf-loss': c.cfLoss, 'sal-norm': String(salNormOf(c)), init: String(c.init) };
     for (const [k, v] of Object.entries(hyper)) o[k] = stableStringify(v);
     return o;
   };
   const fa = flat(a), fb = flat(b);
   return Object.keys(fa).filter((k) => fa[k] !== fb[k]).map((k) => `${k}: ${fa[k]} → ${fb[k]}`);
+}
+
+/**
+ * Refuse to resume the run in `runDir` (whose config.json is `old`) as `config` unless both are the same run.
+ * When only the corpora changed the message says so and names them: the settings are the user's, a regenerated
+ * corpus is easy to miss.
+ */
+export function assertSameRun(old: RunConfig, config: RunConfig, runDir: string): void {
+  if (identityOf(old) === identityOf(config)) return;
+  const corpora = corpusChanges(old, config);
+  const others = diffFields(old, config);
+  if (corpora.length && !others.length) {
+    throw new UserError(`the corpora of run "${config.runId}" changed since it started (${corpora.join('; ')}): resuming would train one run on two datasets`, {
+      file: join(runDir, 'config.json'), fix: 'pass --fresh to start this run over on the current corpora, or --run-id <new id> for a new run beside it',
+    });
+  }
+  throw new UserError(`run "${config.runId}" already exists with other settings (${[...others, ...corpora.map((c) => `corpus ${c}`)].join('; ')})`, {
+    file: runDir, fix: 'pass --run-id <new id> for a new run, or --fresh to delete this one and start over',
+  });
 }
 
 /** A file's text, or null when it does not exist (any other read error is thrown). */
@@ -126,11 +172,13 @@ export async function readRunConfig(runDir: string, fix = 'give --run the id of 
 }
 
 /**
- * The run's state.json; null when it is not there (the run never finished an epoch). A state.json that is there
- * but unreadable is a UserError: treating it as absent would silently retrain the run from scratch over its
- * checkpoints.
+ * The state.json in `runDir` (a commit folder, or the top of a run written before commits); null when it is not
+ * there. A state.json that is there but unreadable is a UserError whose fix is `fix`: treating it as absent would
+ * silently retrain the run from scratch over its checkpoints.
  */
-export async function readRunState(runDir: string): Promise<RunState | null> {
+export async function readRunState(
+  runDir: string, fix = 'pass --fresh to delete the run and start over, or delete state.json to retrain the run from its first epoch',
+): Promise<RunState | null> {
   const file = join(runDir, 'state.json');
   const text = await textIfThere(file);
   if (text === null) return null;
@@ -139,9 +187,7 @@ export async function readRunState(runDir: string): Promise<RunState | null> {
     if (typeof s !== 'object' || s === null || !Number.isInteger(s.epoch) || !Number.isInteger(s.step)) throw new Error('no epoch/step counts');
     return s;
   } catch (e) {
-    throw new UserError(`run state is corrupt (${(e as Error).message})`, {
-      file, fix: 'pass --fresh to delete the run and start over, or delete state.json to retrain the run from its first epoch',
-    });
+    throw new UserError(`run state is corrupt (${(e as Error).message})`, { file, fix });
   }
 }
 

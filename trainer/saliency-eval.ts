@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { rngFor } from '../manifests/rng.ts';
 import type { SourceRow } from '../manifests/schema.ts';
 import { expectedGradients, inputGradient } from './attribution.ts';
-import { evalBatches } from './data.ts';
+import { evalBatches } from './data-eval.ts';
 import { pixelImportance, saliencyAupr, type SaliencyAupr } from './metrics.ts';
 import type { Model } from './model.ts';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ROLE, type TrainBatch } from './data.ts';
-import { counterfactualLoss, crossEntropy, fgsmBackground, mixupBatch, saliencyPenalty, saliencyPenaltyAndLogits, softCrossEntropy } from './losses.ts';
+import { ROLE, type TrainBatch } from './data-train.ts';
+import { countImagesWithMask, counterfactualLoss, crossEntropy, fgsmBackground, mixupBatch, salContribution, saliencyPenalty, saliencyPenaltyAndLogits, softCrossEntropy, type SalNorm } from './losses.ts';
 import type { CfLossKind, MethodSpec } from './method.ts';
 import type { Model } from './model.ts';
 
@@ -22,6 +22,8 @@ export interface StepContext {
   numClasses: number;
   clipNorm: number;
   weightDecay: number;
+  /** how the saliency term is normalised (losses.ts SalNorm); default 'authors' */
+  salNorm?: SalNorm;
 }
 
 /** Per-term sums over the images of one step (divide by `nImages` for the step's contribution). */
@@ -124,7 +126,7 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
     let restLogits: tf.Tensor2D | null = null;
     let salSum: tf.Scalar | null = null;
     if (salFused) {
-      const r = saliencyPenaltyAndLogits(forward, xOrig, yOrig, bgAllOrig!);
+      const r = saliencyPenaltyAndLogits(forward, xOrig, yOrig, bgAllOrig!, ctx.salNorm);
       origLogits = r.logits;
       salSum = tf.sum(r.penalty) as tf.Scalar;
       if (xRestAll) restLogits = forward(xRestAll);
@@ -132,7 +134,7 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
       const all = xRestAll ? forward(tf.concat([xOrigIn, xRestAll], 0) as tf.Tensor4D) : forward(xOrigIn);
       origLogits = xRestAll ? all.slice([0, 0], [nOrig, K]) : all;
       if (xRestAll) restLogits = all.slice([nOrig, 0], [xRestAll.shape[0], K]);
-      if (method.sal && xMasked && yMasked && bgMasked) salSum = tf.sum(saliencyPenalty(forward, xMasked, yMasked, bgMasked)) as tf.Scalar;
+      if (method.sal && xMasked && yMasked && bgMasked) salSum = tf.sum(saliencyPenalty(forward, xMasked, yMasked, bgMasked, ctx.salNorm)) as tf.Scalar;
     }
     const ce = tf.sum(targets ? softCrossEntropy(origLogits, targets) : crossEntropy(origLogits, yOrig as tf.Tensor1D, method.ls?.epsilon ?? 0)) as tf.Scalar;
     termTensors.ce = tf.keep(ce);
@@ -152,10 +154,10 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
     }
     if (salSum && method.sal) {
       termTensors.sal = tf.keep(tf.mul(salSum, method.sal.lambda) as tf.Scalar);
-      total = tf.add(total, termTensors.sal) as tf.Scalar;
+      total = tf.add(total, salContribution(termTensors.sal, ctx.salNorm, countImagesWithMask(batch.objMask, nOrig), nImages)) as tf.Scalar;
     }
     return tf.div(total, nImages) as tf.Scalar;
-  }, model.variables);
+  }, model.variables.filter((v) => v.trainable)); // --freeze: frozen variables get no gradient
 
   const names = Object.keys(grads);
   const normT = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))));

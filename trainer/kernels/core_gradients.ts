@@ -41,11 +41,14 @@ export function coreGradientsLoaded(): boolean {
 /** Idempotent; safe to call from every entry point. */
 export function loadCoreGradients(): Promise<void> {
   loading ??= (async () => {
-    if (coreGradientsLoaded()) return;
+    const grads = coreGradientsLoaded();
+    // Checked apart: @tensorflow/tfjs-layers registers core's gradients on import but not the chained ops.
+    const chained = typeof (tf.Tensor.prototype as unknown as { slice?: unknown }).slice === 'function';
+    if (grads && chained) return;
     register('data:text/javascript,' + encodeURIComponent(RESOLVE_HOOK));
-    await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+    if (!grads) await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
     // patches the global (shared) Tensor class, as the full @tensorflow/tfjs package does
-    await import('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js');
+    if (!chained) await import('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js');
     if (!coreGradientsLoaded()) {
       throw new Error('tfjs-core gradients did not register (import of dist/register_all_gradients.js had no effect)');
     }

@@ -13,6 +13,7 @@ import { conv2DBackpropInputWasmConfig } from './conv2d_backprop_input.ts';
 import { gatherV2WasmConfig } from './gather_v2.ts';
 import { identityWasmConfig } from './identity.ts';
 import { EXTRA_GRADIENTS } from './gradients.ts';
+import { DEPTHWISE_GRADIENTS, depthwiseBackpropFilterWasmConfig, depthwiseBackpropInputWasmConfig } from './depthwise.ts';
 import { maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig } from './max_pool.ts';
 import { unsortedSegmentSumWasmConfig } from './unsorted_segment_sum.ts';
 
@@ -26,6 +27,8 @@ export const WASM_KERNELS: ReadonlyArray<{ name: string; action: 'adds' | 'repla
   { name: 'Conv2DBackpropInput', action: 'replaces', why: 'wasm uses a scalar loop (0.2 GFLOP/s); ours is an XNNPACK conv' },
   { name: 'BatchMatMul', action: 'replaces', why: 'wasm leaves transposed or batch-broadcast matmuls to a scalar loop' },
   { name: 'Identity', action: 'replaces', why: 'share the buffer instead of copying every tensor saved for backprop' },
+  { name: 'DepthwiseConv2dNativeBackpropInput', action: 'adds', why: 'depthwise-conv input gradient (MobileNet backbones); absent from wasm' },
+  { name: 'DepthwiseConv2dNativeBackpropFilter', action: 'adds', why: 'depthwise-conv weight gradient; absent from wasm' },
 ];
 
 const ours = new Set<KernelFunc>();
@@ -57,6 +60,7 @@ export function registerWasmKernels(): string[] {
   const configs = [
     conv2DBackpropFilterWasmConfig, unsortedSegmentSumWasmConfig, maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig,
     gatherV2WasmConfig(stock('GatherV2')), conv2DBackpropInputWasmConfig, batchMatMulWasmConfig(stock('BatchMatMul')), identityWasmConfig,
+    depthwiseBackpropInputWasmConfig, depthwiseBackpropFilterWasmConfig,
   ];
   configs.forEach(install);
   return configs.map((c) => c.kernelName);
@@ -67,6 +71,7 @@ export function registerWasmKernels(): string[] {
  * tfjs-node, which imports the full @tensorflow/tfjs), since the last registration wins.
  */
 export function registerExtraGradients(): string[] {
-  for (const g of EXTRA_GRADIENTS) tf.registerGradient(g);
-  return EXTRA_GRADIENTS.map((g) => g.kernelName);
+  const all = [...EXTRA_GRADIENTS, ...DEPTHWISE_GRADIENTS];
+  for (const g of all) tf.registerGradient(g);
+  return all.map((g) => g.kernelName);
 }
