@@ -6,6 +6,7 @@ import { readSourceManifest, type SourceRow } from '../manifests/index.ts';
 import { ensureSourceManifest, KNOWN_DATASETS } from './datasets/index.ts';
 import { summarizeRows } from './datasets/common.ts';
 import { SYNTH_DEFAULTS, type SynthOptions } from './synth/index.ts';
+import { DEFAULT_MAX_PIXELS } from './decode.ts';
 
 /** A progress reporter: a bar on a terminal, otherwise a line every few seconds (logs stay readable). */
 function progressReporter(): { report: (done: number, total: number, stage: string) => void; stop: () => void } {
@@ -72,6 +73,8 @@ export function datasetCommand(): Command {
     .option('--fg-scale <f>', `foreground side / image side, jittered ±15% (default: ${defaults('fgScale')})`, numberFlag('--fg-scale', { min: 0, max: 1, minExclusive: true }))
     .option('--force', 'rebuild the synthetic data and the manifest even if they are up to date', false)
     .option('--strict', 'exit with status 1 when any row has status error', false)
+    .option('--max-pixels <n>', 'images (and masks) with more pixels (width × height) become error rows, checked from the header', intFlag('--max-pixels', { min: 1 }), DEFAULT_MAX_PIXELS)
+    .option('--follow-symlinks', 'folder:<path>: read files whose real path lies outside the dataset root, instead of making them error rows naming the link', false)
     .addHelpText('after', `
 Real datasets are read from <data-root>/<name>/ (or the release folder inside it):
   waterbirds  <data-root>/waterbirds/metadata.csv  (+ images, segmentations/)
@@ -79,10 +82,12 @@ Real datasets are read from <data-root>/<name>/ (or the release folder inside it
   cct         <data-root>/cct/eccv_18_annotation_files/*.json, eccv_18_all_images_sm/
   folder:<p>  <p>/<split>/<class>/<image> [+ masks/<split>/<class>/<stem>.png, boxes.csv, classes.txt]
 Rows with per-image problems are kept with status 'error' and listed; structural problems stop with a message.
+Exit status: 0 when done; 1 with --strict and any error row; 2 for a usage or data error; 3 for an environment
+error (disk full, permission denied, too many open files, read-only file system, a truncated or corrupt file).
 See docs/datasets.md.`)
     .action(async (name: string, o: {
       dataRoot?: string; corporaRoot?: string; seed?: number; size?: number; train?: number; val?: number; test?: number;
-      correlation?: number; difficulty?: number; fgScale?: number; force: boolean; strict: boolean;
+      correlation?: number; difficulty?: number; fgScale?: number; force: boolean; strict: boolean; maxPixels: number; followSymlinks: boolean;
     }) => {
       const progress = progressReporter();
       const t0 = Date.now();
@@ -93,7 +98,7 @@ See docs/datasets.md.`)
       try {
         res = await ensureSourceManifest(name, {
           dataRoot: resolveRoot('data', o.dataRoot), corporaRoot: resolveRoot('corpora', o.corporaRoot), seed: o.seed, force: o.force, synth,
-          progress: progress.report, log: (line) => process.stderr.write(`${line}\n`),
+          progress: progress.report, log: (line) => process.stderr.write(`${line}\n`), maxPixels: o.maxPixels, followSymlinks: o.followSymlinks,
         });
       } finally {
         progress.stop();

@@ -1,17 +1,20 @@
-import { Command, Option } from 'commander';
-import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { Command } from 'commander';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { choiceFlag, intFlag, listFlag, numberFlag } from '../common/flags.ts';
 import { resolveRoot, rootHelp } from '../common/paths.ts';
 import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
 // cf-cagan (ONNX inpainting) registers itself; it joins the default methods whenever its model card exists.
 import './inpaint/infill.ts';
+import { reportCaganProvenanceFor } from './inpaint/provenance.ts';
 import { createProgress, GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate/index.ts';
 import { verifyCorpus } from './verify.ts';
 import { writeSampleGrid } from './sample-grid.ts';
-import type { ImageFormat } from './decode.ts';
+import { STRESS_FOLDER } from './stress/run.ts';
+import { DEFAULT_MAX_PIXELS, type ImageFormat } from './decode.ts';
+import { loadPlugins } from './plugins.ts';
+import { repairCommand, type CorpusInfo } from './repair-hint.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -26,10 +29,6 @@ export function parseParamFlags(flags: string[]): Record<string, Params> {
     (out[m[1]] ??= {})[m[2]] = value;
   }
   return out;
-}
-
-async function loadPlugins(paths: string[]): Promise<void> {
-  for (const p of paths) await import(pathToFileURL(resolve(p)).href);
 }
 
 async function datasetBase(dataset: string, corporaRoot: string): Promise<string> {
@@ -54,8 +53,14 @@ async function corporaIn(base: string): Promise<string[]> {
 
 function methodHelp(): string {
   const rows = listInfills().map((m) => `  ${m.name.padEnd(14)} ${m.description}; defaults ${JSON.stringify(m.defaults)}`);
-  return `\nMethods:\n${rows.join('\n')}\n\nExit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate\n(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run.\nSee docs/generate.md.\n`;
+  return `\nMethods:\n${rows.join('\n')}\n\n${EXIT_HELP}\nA plugin is code you run: --plugin imports it into this process and every worker thread, with your permissions.\nSee docs/generate.md.\n`;
 }
+
+/** The exit statuses, as --help prints them (docs/generate.md has the same list). */
+const EXIT_HELP = `Exit status: 0 when done; 1 with --strict and any error row, or when error rows exceed --max-error-rate
+(skipped rows, e.g. an empty mask, never count); 2 for a usage or data error that stops the run (bad flag, unknown
+method, config clash without --force, missing dataset); 3 for an environment error (disk full, permission denied,
+too many open files, read-only file system, a truncated or corrupt file, the corpus locked by another run).`;
 
 function printSummary(s: GenerateSummary): void {
   const w = Math.max(...s.methods.map((m) => m.name.length));
@@ -89,18 +94,24 @@ export function generateCommand(): Command {
     .option('--dataset-seed <n>', 'seed for building/ingesting the dataset (synthetic data), independent of --seed (default: reuse an existing build, else 0)', intFlag('--dataset-seed', { min: 0 }))
     .option('--source <dir>', 'generate from this source manifest folder instead of ingesting --dataset (corpora go beside it)')
     .option('--source-root <dir>', 'dataset root for --source (default: the manifest\'s config.root)')
-    .option('--plugin <module>', 'import a module that registers infills (e.g. the ONNX inpainter), repeatable', collect, [])
+    .option('--plugin <module>', 'import a module that registers infills, repeatable. A plugin is code you run: it gets your permissions (docs/generate.md)', collect, [])
+    .option('--allow-plugin-override', 'let a --plugin replace a built-in method (cf-grey, ..., cf-cagan); its corpus config then records the plugin', false)
     .option('--force', 'replace corpora that were generated with another configuration', false)
+    .option('--verify', 'on resume, re-hash every image of every finished shard and regenerate the shards with missing or modified files (repairs what `verify` reports)', false)
+    .option('--max-pixels <n>', 'images with more pixels (width × height) become error rows, checked from the header before decoding', intFlag('--max-pixels', { min: 1 }), DEFAULT_MAX_PIXELS)
+    .option('--follow-symlinks', 'folder:<path> datasets: read files whose real path lies outside the dataset root, instead of making them error rows', false)
     .option('--quiet', 'no progress output', false)
     .addHelpText('after', methodHelp())
     .action(async (o) => {
-      await loadPlugins(o.plugin);
+      const log = o.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
+      await loadPlugins(o.plugin, { allowOverride: o.allowPluginOverride, log });
+      await reportCaganProvenanceFor({ methods: o.methods, params: parseParamFlags(o.param), dataset: o.dataset, source: o.source }, (l) => process.stderr.write(`${l}\n`));
       const summary = await runGenerate({
         dataset: o.dataset, methods: o.methods, variants: o.variants, size: o.size || null, seed: o.seed, workers: o.workers,
         splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: resolveRoot('corpora', o.corporaRoot),
         dataRoot: resolveRoot('data', o.dataRoot), format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
         datasetSeed: o.datasetSeed, sourceDir: o.source, sourceRoot: o.sourceRoot, progress: createProgress({ quiet: o.quiet }),
-        log: o.quiet ? () => {} : undefined,
+        verify: o.verify, maxPixels: o.maxPixels, followSymlinks: o.followSymlinks, log,
       });
       printSummary(summary);
       process.exitCode = summary.exitCode;
@@ -127,7 +138,12 @@ export function verifyCommand(): Command {
         for (const f of r.missing) process.stdout.write(`  missing   ${f}\n`);
         for (const f of r.modified) process.stdout.write(`  modified  ${f}\n`);
         for (const p of r.problems) process.stdout.write(`  problem   ${p}\n`);
-        if (!r.ok) bad++;
+        if (!r.ok) {
+          bad++;
+          const info = JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8')) as CorpusInfo;
+          process.stdout.write(`  fix: ${repairCommand(dir, info)}\n`);
+          process.stdout.write('       (re-hashes every shard and regenerates the damaged ones; the same options give the same bytes and corpus id)\n');
+        }
       }
       if (bad) process.exitCode = 1;
     });
@@ -146,7 +162,8 @@ export function sampleGridCommand(): Command {
     .option('--out <file>', 'output PNG (default <corpora-root>/<dataset>/sample-grid.png)')
     .action(async (o) => {
       const base = await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
-      const methods: string[] = o.methods ?? (await corporaIn(base));
+      // the stress-test eval corpus has its own grid (written beside it by `stress-test`), not a column here
+      const methods: string[] = o.methods ?? (await corporaIn(base)).filter((m) => m !== STRESS_FOLDER);
       const res = await writeSampleGrid({ base, methods, rows: o.rows, cell: o.cell, seed: o.seed, split: o.split, out: o.out ?? join(base, 'sample-grid.png') });
       process.stdout.write(`wrote ${res.out} (${res.sources.length} rows × ${methods.length + 1} columns)\n`);
     });

@@ -19,6 +19,39 @@ export class DecodeError extends Error {
   }
 }
 
+/**
+ * The most pixels (width × height) an image may have before we decode it: 40 megapixels. sharp's own limit
+ * (0x3FFF², 268 MP) lets a 16000×16000 PNG through, which takes about 1.9 GB for one row, with several rows in
+ * flight per worker. `--max-pixels` raises it (dataset and generate).
+ */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+/** "image is 16000x16000 (256.0 megapixels), over the limit of 40.0 megapixels; …the flag that raises it". */
+export function pixelLimitReason(width: number, height: number, limit: number): string {
+  const mp = (n: number) => (n >= 100_000 ? `${(n / 1e6).toFixed(1)} megapixels` : `${n} pixels`);
+  return `image is ${width}x${height} (${mp(width * height)}), over the limit of ${mp(limit)}; pass --max-pixels ${width * height} (or more) to process it`;
+}
+
+/** An image over the pixel limit, found from its header before any decode. */
+export class PixelLimitError extends Error {
+  constructor(readonly file: string, readonly width: number, readonly height: number, readonly limit: number) {
+    super(`${file}: ${pixelLimitReason(width, height, limit)}`);
+    this.name = 'PixelLimitError';
+  }
+}
+
+/**
+ * Read errors that say nothing about the file itself (the process or machine is out of file handles or memory):
+ * they stop the run instead of becoming a row's `error`, which a resume would keep.
+ */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
+
+/** Decode options. */
+export interface DecodeOptions {
+  /** refuse (PixelLimitError) images with more pixels than this, from the header; default DEFAULT_MAX_PIXELS */
+  maxPixels?: number;
+}
+
 export interface Decoded {
   image: RGBImage;
   /** size of the stored image before any resize (what the manifest's width/height and boxes refer to) */
@@ -27,21 +60,26 @@ export interface Decoded {
 }
 
 /** Decode `file` to RGB, resized to `size` (width × height, aspect not kept) when given. */
-export async function decodeImageFile(file: string, size?: { width: number; height: number }): Promise<Decoded> {
+export async function decodeImageFile(file: string, size?: { width: number; height: number }, opts: DecodeOptions = {}): Promise<Decoded> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // out of file handles is this machine's state, not the image's: an error row would be kept on resume forever
+    if (code && TRANSIENT_CODES.has(code)) throw e;
     throw new DecodeError(file, code === 'ENOENT' ? 'file not found' : (e as Error).message);
   }
-  return decodeImageBytes(bytes, file, size);
+  return decodeImageBytes(bytes, file, size, opts);
 }
 
-export async function decodeImageBytes(bytes: Buffer, file: string, size?: { width: number; height: number }): Promise<Decoded> {
+/** Decode image bytes (read from `file`, named in errors); see decodeImageFile. */
+export async function decodeImageBytes(bytes: Buffer, file: string, size?: { width: number; height: number }, opts: DecodeOptions = {}): Promise<Decoded> {
   if (bytes.length === 0) throw new DecodeError(file, 'empty file (0 bytes)');
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   try {
-    let pipe = sharp(bytes, { failOn: 'warning' });
+    // sharp checks the limit from the header, before it allocates the pixels
+    let pipe = sharp(bytes, { failOn: 'warning', limitInputPixels: limit });
     // the header read costs a sharp call of its own, so it is only made when a resize hides the stored size
     let stored: { width: number; height: number } | null = null;
     if (size) {
@@ -59,6 +97,10 @@ export async function decodeImageBytes(bytes: Buffer, file: string, size?: { wid
     };
   } catch (e) {
     if (e instanceof DecodeError) throw e;
+    if (/exceeds pixel limit/i.test((e as Error).message)) {
+      const m = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() => null);
+      if (m?.width && m.height) throw new PixelLimitError(file, m.width, m.height, limit);
+    }
     throw new DecodeError(file, (e as Error).message.split('\n')[0]);
   }
 }

@@ -1,8 +1,8 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { METADATA_KEY, UserError, sha256Hex, type CorpusRow, type ManifestMetadata } from '../manifests/index.ts';
-import { corpusIdOf, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker } from './generate/index.ts';
+import { METADATA_KEY, UserError, sha256Hex, stableStringify, type CorpusRow, type ManifestMetadata } from '../manifests/index.ts';
+import { corpusIdOf, countRows, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts } from './generate/index.ts';
 
 /**
  * `verify`: re-hash every file of a corpus against its manifest. Reports files that are missing, files whose bytes
@@ -23,13 +23,14 @@ export interface VerifyReport {
 
 export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = {}): Promise<VerifyReport> {
   const report: VerifyReport = { dir, corpusId: null, rows: 0, checked: 0, missing: [], modified: [], extra: [], problems: [], ok: false };
-  let info: { corpus_id: string; shards: number; config: Record<string, unknown>; source_digest: string; tool_version: string };
+  let info: { corpus_id: string; shards: number; config: Record<string, unknown>; source_digest: string; tool_version: string; counts?: ShardCounts };
   try {
     info = JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8'));
   } catch {
     throw new UserError('no corpus.json: not a finished corpus', { file: dir, fix: 'run (or finish) `make generate` for this dataset and method' });
   }
   report.corpusId = info.corpus_id;
+  const total: ShardCounts = { ok: 0, skipped: 0, error: 0 };
   const hashes: string[] = [];
   const named = new Set<string>();
   for (let i = 0; i < info.shards; i++) {
@@ -40,9 +41,12 @@ export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = 
       report.problems.push(`manifest part ${partPath(dir, i)} is missing or unreadable`);
       continue;
     }
+    const counts = countRows(rows);
+    for (const k of ['ok', 'skipped', 'error'] as const) total[k] += counts[k];
     try {
       const marker = JSON.parse(await readFile(donePath(dir, i), 'utf8')) as DoneMarker;
       if (marker.content_hash !== rowsContentHash(rows)) report.problems.push(`part ${i}: rows do not match its done marker`);
+      else if (stableStringify(marker.counts) !== stableStringify(counts)) report.problems.push(`part ${i}: done marker counts ${stableStringify(marker.counts)} differ from its rows ${stableStringify(counts)}`);
     } catch {
       report.problems.push(`part ${i}: done marker missing or unreadable`);
     }
@@ -68,6 +72,9 @@ export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = 
   }
   if (hashes.length === info.shards && corpusIdOf(info.tool_version, info.config, info.source_digest, hashes) !== info.corpus_id) {
     report.problems.push('corpus id does not match the manifest rows (the manifest or corpus.json was edited)');
+  }
+  if (hashes.length === info.shards && info.counts && stableStringify(info.counts) !== stableStringify(total)) {
+    report.problems.push(`corpus.json counts ${stableStringify(info.counts)} differ from the manifest rows ${stableStringify(total)}`);
   }
   for (const f of await listFiles(join(dir, 'images'), 'images')) {
     if (!named.has(f) && !/\.tmp-/.test(f)) report.extra.push(f);

@@ -119,7 +119,7 @@ export async function readCct(root: string, opts: AdapterOptions = {}): Promise<
   const rows = await mapLimit(kept, async ({ draft, row }) => {
     if (row.status === 'error') return row;
     return rowOrError(row, async (r) => {
-      const stored = await probeImage(join(root, r.path));
+      const stored = await probeImage(join(root, r.path), { maxPixels: opts.maxPixels });
       const boxes = draft.annotations.filter((a) => a.category !== CCT_EMPTY_CATEGORY)
         .map((a) => rescaleBox(a.bbox, draft, stored)).filter((b): b is number[] => b !== null).flat();
       return { ...r, width: stored.width, height: stored.height, boxes: boxes.length ? boxes : null };

@@ -8,6 +8,7 @@ import { UserError } from '../../manifests/errors.ts';
 import { sha256Hex } from '../../manifests/io.ts';
 import { boundingBoxOfMask } from '../../manifests/masks.ts';
 import type { Mask } from '../../manifests/pixels.ts';
+import { DEFAULT_MAX_PIXELS, pixelLimitReason } from '../decode.ts';
 
 /** What an adapter hands back: rows (any order) plus what goes into the manifest metadata. */
 export interface AdapterResult {
@@ -24,6 +25,10 @@ export interface AdapterOptions {
   progress?: Progress;
   /** parallel image decodes; outputs never depend on it */
   concurrency?: number;
+  /** images and masks with more pixels become error rows, from the header (default DEFAULT_MAX_PIXELS) */
+  maxPixels?: number;
+  /** folder datasets: read files whose real path is outside the dataset root (default: error rows) */
+  followSymlinks?: boolean;
 }
 
 export const DEFAULT_CONCURRENCY = 8;
@@ -41,20 +46,28 @@ export function errorRow(row: SourceRow, message: string): SourceRow {
   return { ...row, status: 'error', error: message };
 }
 
-/** Image size from the header (no full decode); throws UserError naming the file on a missing/unreadable image. */
-export async function probeImage(file: string): Promise<{ width: number; height: number }> {
+/**
+ * Image size from the header (no full decode); throws UserError naming the file on a missing/unreadable image, and
+ * on one with more than `maxPixels` pixels (default DEFAULT_MAX_PIXELS): decoding it later would take gigabytes.
+ */
+export async function probeImage(file: string, opts: { maxPixels?: number } = {}): Promise<{ width: number; height: number }> {
   try {
     await stat(file);
   } catch {
     throw new UserError('image file not found', { file, fix: 'restore the image, or remove its entry from the dataset index' });
   }
+  let size: { width: number; height: number };
   try {
-    const m = await sharp(file).metadata();
+    // header only: sharp's own pixel limit must not fire here, ours below names the size and the flag
+    const m = await sharp(file, { limitInputPixels: false }).metadata();
     if (!m.width || !m.height) throw new Error('no size in header');
-    return { width: m.width, height: m.height };
+    size = { width: m.width, height: m.height };
   } catch (e) {
     throw new UserError(`cannot decode image (${(e as Error).message})`, { file, fix: 'replace it with a valid JPEG/PNG or remove its entry' });
   }
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (size.width * size.height > limit) throw new UserError(pixelLimitReason(size.width, size.height, limit), { file });
+  return size;
 }
 
 /** Flat [x, y, w, h] of a mask's bounding box, or null when the mask is empty (such images train as originals). */
@@ -158,8 +171,9 @@ export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
  * (CSV / JSON): a cheap "did the dataset change" check, recorded in the manifest config as `fingerprint` so
  * `ensureSourceManifest` rebuilds when files are added, removed or replaced, without re-reading any image.
  */
-export async function listingFingerprint(root: string, patterns: string[], indexFiles: readonly string[] = []): Promise<string> {
-  const entries = await fg(patterns, { cwd: root, onlyFiles: true, stats: true, dot: false });
+export async function listingFingerprint(root: string, patterns: string[], indexFiles: readonly string[] = [], opts: { followSymlinks?: boolean } = {}): Promise<string> {
+  // not following links keeps a link to / from walking the whole disk; adapters that follow them say so
+  const entries = await fg(patterns, { cwd: root, onlyFiles: true, stats: true, dot: false, followSymbolicLinks: opts.followSymlinks ?? true });
   const lines = entries.filter((e) => !/\.tmp-/.test(e.path)).map((e) => `${e.path}\t${e.stats?.size ?? 0}`).sort();
   for (const f of indexFiles) {
     try {

@@ -1,6 +1,6 @@
 import fg from 'fast-glob';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { UserError } from '../../manifests/errors.ts';
 import { decodePngNonzero, resolveInsideRoot } from '../../manifests/masks.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
@@ -21,17 +21,46 @@ import { readCsv } from './csv.ts';
  */
 export const FOLDER_BOX_COLUMNS = ['path', 'x', 'y', 'w', 'h'] as const;
 
-export function folderFingerprint(root: string): Promise<string> {
-  return listingFingerprint(root, ['**/*'], ['boxes.csv', 'classes.txt']);
+/** The folder dataset's fingerprint: file listing with sizes plus boxes.csv and classes.txt. */
+export function folderFingerprint(root: string, opts: { followSymlinks?: boolean } = {}): Promise<string> {
+  return listingFingerprint(root, ['**/*'], ['boxes.csv', 'classes.txt'], { followSymlinks: opts.followSymlinks ?? false });
 }
 
+/**
+ * Where `rel` really lives when that is outside the dataset root (a symbolic link, of the file or of a folder on
+ * its way, pointing elsewhere), else null. Such files are error rows unless the user asked to follow links: a link
+ * in a downloaded dataset must not make us read (and copy into corpora) arbitrary files of this machine.
+ */
+async function outsideRoot(realRoot: string, root: string, rel: string): Promise<string | null> {
+  let real: string;
+  try {
+    real = await realpath(join(root, rel));
+  } catch {
+    return null; // missing or dangling: reported as a missing file where it is read
+  }
+  return real === realRoot || real.startsWith(realRoot + sep) ? null : real;
+}
+
+const outsideMessage = (root: string, rel: string, real: string) =>
+  `${join(root, rel)} is a symbolic link (or inside one) to ${real}, outside the dataset root ${root}; move the file into the dataset, or pass --follow-symlinks to read it`;
+
 export async function readFolder(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
-  const files = (await fg('*/*/*', { cwd: root, onlyFiles: true }))
+  const all = (await fg('*/*/*', { cwd: root, onlyFiles: true }))
     .filter((f) => IMAGE_EXT.test(f) && !f.startsWith('masks/'))
     .sort(naturalCompare);
-  if (!files.length) {
+  if (!all.length) {
     throw new UserError('no images found at <split>/<class>/<image>', { file: root, fix: 'lay the dataset out as <root>/train/<class>/<image>, <root>/test/<class>/<image>, ...' });
   }
+  const realRoot = await realpath(root);
+  const escapes = new Map<string, string>();
+  if (!opts.followSymlinks) {
+    for (const f of all) {
+      const real = await outsideRoot(realRoot, root, f);
+      if (real) escapes.set(f, real);
+    }
+  }
+  // a linked-in folder must not become a class either: classes come from the files that stay inside
+  const files = all.filter((f) => !escapes.has(f));
 
   const classesFile = join(root, 'classes.txt');
   let classNames: string[];
@@ -53,7 +82,7 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
   const boxesByPath = new Map<string, number[]>();
   const hasBoxes = await isFile(boxesFile);
   if (hasBoxes) {
-    const known = new Set(files);
+    const known = new Set(all);
     const { records } = await readCsv(boxesFile, FOLDER_BOX_COLUMNS);
     for (const { line, values: v } of records) {
       const ctx = { file: boxesFile, row: line };
@@ -67,7 +96,7 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
     }
   }
 
-  const rows = await mapLimit(files, async (path): Promise<SourceRow> => {
+  const rows = await mapLimit(all, async (path): Promise<SourceRow> => {
     const [split, cls, name] = path.split('/');
     const label = labelOf.get(cls);
     const maskRel = `masks/${split}/${cls}/${name.replace(/\.[^.]*$/, '')}.png`;
@@ -77,13 +106,22 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
       mask_path: hasMask ? maskRel : null, mask_format: hasMask ? 'png-nonzero' : null,
       boxes: boxesByPath.get(path) ?? null,
     });
+    const escaped = escapes.get(path);
+    if (escaped) return errorRow(row, outsideMessage(root, path, escaped));
     if (label === undefined) {
       return errorRow(row, `${join(root, path)}: class folder "${cls}" is not a known class (${classNames.join(', ')}, from ${classSource}); rename the folder or add the class to classes.txt`);
     }
+    const maskEscaped = hasMask && !opts.followSymlinks ? await outsideRoot(realRoot, root, maskRel) : null;
+    if (maskEscaped) return errorRow(row, outsideMessage(root, maskRel, maskEscaped));
     return rowOrError(row, async (r) => {
-      const { width, height } = await probeImage(join(root, r.path));
+      const { width, height } = await probeImage(join(root, r.path), { maxPixels: opts.maxPixels });
       const sized = { ...r, width, height };
       if (!hasMask) return sized;
+      // the mask's header first: a mask of another size (or a huge one) is refused before it is decoded
+      const mh = await probeImage(join(root, maskRel), { maxPixels: opts.maxPixels });
+      if (mh.width !== width || mh.height !== height) {
+        return errorRow(sized, `mask ${join(root, maskRel)} is ${mh.width}x${mh.height} but image ${join(root, path)} is ${width}x${height}; masks must be aligned with their images`);
+      }
       const m = await decodePngNonzero(join(root, maskRel));
       if (m.width !== width || m.height !== height) {
         return errorRow(sized, `mask ${join(root, maskRel)} is ${m.width}x${m.height} but image ${join(root, path)} is ${width}x${height}; masks must be aligned with their images`);
@@ -95,6 +133,6 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
   return {
     rows,
     classNames,
-    config: { class_source: classSource, fingerprint: await folderFingerprint(root) },
+    config: { class_source: classSource, fingerprint: await folderFingerprint(root, { followSymlinks: opts.followSymlinks }) },
   };
 }

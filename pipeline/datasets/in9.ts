@@ -120,7 +120,7 @@ export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<
   const rows = await mapLimit(drafts, async ({ row, mask }) => {
     if (row.status === 'error') return row;
     return rowOrError(row, async (r) => {
-      const { width, height } = await probeImage(join(root, r.path));
+      const { width, height } = await probeImage(join(root, r.path), { maxPixels: opts.maxPixels });
       const sized = { ...r, width, height };
       if (!mask) return sized;
       let m: Mask;

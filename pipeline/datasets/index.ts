@@ -10,6 +10,8 @@ import { readIn9, in9Fingerprint } from './in9.ts';
 import { readCct, cctAnnotationFile, cctFingerprint } from './cct.ts';
 import { readFolder, folderFingerprint } from './folder.ts';
 import { defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
+import { DEFAULT_MAX_PIXELS } from '../decode.ts';
+import { withLock } from '../../common/lock.ts';
 
 export { readWaterbirds, readIn9, readCct, readFolder, summarizeRows };
 export type { AdapterResult, AdapterOptions };
@@ -24,7 +26,7 @@ export const ADAPTERS: Record<AdapterName, (root: string, opts: AdapterOptions) 
 };
 
 /** Cheap content fingerprints (file listing + index-file hashes): equal fingerprint, equal manifest. */
-export const FINGERPRINTS: Record<AdapterName, (root: string) => Promise<string>> = {
+export const FINGERPRINTS: Record<AdapterName, (root: string, opts?: { followSymlinks?: boolean }) => Promise<string>> = {
   waterbirds: waterbirdsFingerprint,
   in9: in9Fingerprint,
   cct: cctFingerprint,
@@ -69,6 +71,10 @@ export interface EnsureOptions {
   progress?: Progress;
   /** called with a one-line note when a stage is skipped or rebuilt */
   log?: (line: string) => void;
+  /** images (and masks) with more pixels become error rows, checked from the header (default DEFAULT_MAX_PIXELS) */
+  maxPixels?: number;
+  /** folder datasets: read files whose real path lies outside the dataset root (symbolic links); default: error rows */
+  followSymlinks?: boolean;
 }
 
 export interface EnsuredManifest {
@@ -152,30 +158,74 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
     const existing = explicit || opts.force ? null : await readSynthMarker(dataset, join(dataRoot, dataset));
     synth = existing ?? resolveSynthOptions(dataset, { seed: seed ?? 0, ...opts.synth });
     seed = synth.seed;
-    const built = await ensureSynthDataset(dataset, join(dataRoot, dataset), synth, { force: opts.force, progress: opts.progress });
+    const built = await ensureSynthDataset(dataset, join(dataRoot, dataset), synth, { force: opts.force, progress: opts.progress, log });
     log(built ? `built ${dataset} in ${join(dataRoot, dataset)}` : `${dataset} is up to date in ${join(dataRoot, dataset)}`);
   }
   const { adapter, root } = await locate(dataset, dataRoot);
-  const old = opts.force ? null : await existingMetadata(dir);
-  seed ??= old?.seed ?? 0;
-  // Recorded project-relative when inside the project: the manifest bytes (and every corpus id) match across clones.
-  const rootAsGiven = recordedDatasetRoot(root);
-
-  // What decides the manifest's content; compared before reading any image.
-  const identity = (m: { dataset: string; seed: number; tool_version: string; config: Record<string, unknown> }) => stableStringify({
-    dataset: m.dataset, seed: m.seed, tool_version: m.tool_version,
-    adapter: m.config.adapter, root: m.config.root, fingerprint: m.config.fingerprint, synth: m.config.synth,
-  });
-  if (old) {
-    const now = { dataset, seed, tool_version: TOOL_VERSION, config: { adapter, root: rootAsGiven, fingerprint: await FINGERPRINTS[adapter](resolve(root)), synth } };
-    if (identity(old) === identity(now)) {
-      log(`source manifest ${dir} is up to date`);
-      return { dir, root: resolve(root), metadata: old, rebuilt: false };
-    }
+  const plan: Plan = { dataset, dir, adapter, root, seedIn: seed, synth, opts, log };
+  // an up-to-date manifest is used without writing anything (the corpora root may be read-only)
+  if (!opts.force) {
+    const fresh = await upToDate(plan);
+    if (fresh) return fresh;
   }
+  // two commands asking for the same dataset at once (generate and train, two generates) would otherwise both
+  // rewrite the manifest, each removing the other's shards; the second waits, then finds it up to date
+  return withLock(join(dir, '.lock'), { purpose: `cfgen dataset ${dataset}`, what: `the source manifest of ${dataset} is being written`, wait: true, log },
+    async () => (!opts.force && (await upToDate(plan))) || rebuild(plan));
+}
 
-  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress });
-  const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}) };
+/** What ensureSourceManifest settled before comparing and (re)writing the manifest. */
+interface Plan {
+  dataset: string;
+  dir: string;
+  adapter: AdapterName;
+  root: string;
+  /** the seed asked for; undefined: the existing manifest's, else 0 */
+  seedIn: number | undefined;
+  synth: SynthOptions | undefined;
+  opts: EnsureOptions;
+  log: (line: string) => void;
+}
+
+/** The options that change rows, recorded only when not the default, so existing manifests (and every corpus id
+ *  hashed from their bytes) stay as they were. */
+function rowOptions(p: Plan): Record<string, unknown> {
+  const maxPixels = p.opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  return {
+    ...(maxPixels !== DEFAULT_MAX_PIXELS ? { max_pixels: maxPixels } : {}),
+    ...(p.opts.followSymlinks && p.adapter === 'folder' ? { follow_symlinks: true } : {}),
+  };
+}
+
+/** What decides the manifest's content; compared before reading any image. */
+const identity = (m: { dataset: string; seed: number; tool_version: string; config: Record<string, unknown> }) => stableStringify({
+  dataset: m.dataset, seed: m.seed, tool_version: m.tool_version,
+  adapter: m.config.adapter, root: m.config.root, fingerprint: m.config.fingerprint, synth: m.config.synth,
+  max_pixels: m.config.max_pixels, follow_symlinks: m.config.follow_symlinks,
+});
+
+/** The existing manifest when it was made from this data with these options, else null. */
+async function upToDate(p: Plan): Promise<EnsuredManifest | null> {
+  const old = await existingMetadata(p.dir);
+  if (!old) return null;
+  const seed = p.seedIn ?? old.seed ?? 0;
+  const fingerprint = await FINGERPRINTS[p.adapter](resolve(p.root), { followSymlinks: !!p.opts.followSymlinks });
+  // Recorded project-relative when inside the project: the manifest bytes (and every corpus id) match across clones.
+  const now = { dataset: p.dataset, seed, tool_version: TOOL_VERSION, config: { adapter: p.adapter, root: recordedDatasetRoot(p.root), fingerprint, synth: p.synth, ...rowOptions(p) } };
+  if (identity(old) !== identity(now)) return null;
+  p.log(`source manifest ${p.dir} is up to date`);
+  return { dir: p.dir, root: resolve(p.root), metadata: old, rebuilt: false };
+}
+
+/** Ingest the dataset and write its source manifest (under the source manifest's lock). */
+async function rebuild(p: Plan): Promise<EnsuredManifest> {
+  const { dataset, dir, adapter, root, synth, opts, log } = p;
+  const old = opts.force ? null : await existingMetadata(dir);
+  const seed = p.seedIn ?? old?.seed ?? 0;
+  const rootAsGiven = recordedDatasetRoot(root);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress, maxPixels, followSymlinks: !!opts.followSymlinks });
+  const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}), ...rowOptions(p) };
   const metadata: ManifestMetadata = {
     format: MANIFEST_FORMAT,
     format_version: MANIFEST_FORMAT_VERSION,

@@ -49,7 +49,7 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
   const rows = await mapLimit(drafts, async ({ base, line, problems }): Promise<SourceRow> => {
     if (problems.length) return errorRow(base, `${csvFile} (row ${line}): ${problems.join('; ')}; fix the value in metadata.csv`);
     return rowOrError(base, async (row) => {
-      const { width, height } = await probeImage(join(root, row.path));
+      const { width, height } = await probeImage(join(root, row.path), { maxPixels: opts.maxPixels });
       const sized = { ...row, width, height };
       const maskFile = join(root, row.mask_path!);
       let mask;

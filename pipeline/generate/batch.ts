@@ -20,7 +20,7 @@ export async function processBatchShard(
   const per = Math.max(1, m.batchSize);
   for (let b = 0; b < rows.length; b += per) {
     const chunk = rows.slice(b, b + per);
-    const prepared: Prepared[] = await Promise.all(chunk.map(({ row }) => limit(() => prepareRow(row, { root: ctx.root, size: ctx.size }))));
+    const prepared: Prepared[] = await Promise.all(chunk.map(({ row }) => limit(() => prepareRow(row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels }))));
     const pending: { row: CorpusRow; item: BatchItem; prep: Extract<Prepared, { status: 'ok' }> }[] = [];
     chunk.forEach(({ row: src }, k) => {
       const p = prepared[k];

@@ -8,5 +8,6 @@ export {
 export { createProgress, type Progress } from './progress.ts';
 export { PER_WORKER } from './pool.ts';
 export {
-  corpusIdOf, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts,
+  corpusIdOf, countRows, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts,
 } from './shards.ts';
+export { CORPUS_LOCK, corpusLockPath } from './locks.ts';

@@ -27,6 +27,8 @@ export interface RunContext {
   size: { width: number; height: number } | null;
   format: ImageFormat;
   methods: Record<string, MethodPlan>;
+  /** images (and donors) with more pixels are error rows, refused before decoding (--max-pixels) */
+  maxPixels: number;
 }
 
 /** One source row's work for the sync methods, with its donors already drawn (so any thread gives the same bytes). */
@@ -131,7 +133,7 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
     if (donors.length >= want) break;
     // donors are resized to the image's size (a donor already that size is decoded as is)
     const same = c.width === target.width && c.height === target.height && !ctx.size;
-    const p = await prepareRow(c, { root: ctx.root, size: same ? null : { width: target.width, height: target.height } });
+    const p = await prepareRow(c, { root: ctx.root, size: same ? null : { width: target.width, height: target.height }, maxPixels: ctx.maxPixels });
     if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
     const d: Donor = { sourceId: c.id, label: c.label, image: p.image, box: p.box };
     const why = m.donors?.accept?.(d, plan.params);
@@ -143,7 +145,7 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
 
 /** Run every (sync) method of a job on its source row: decode once, fill, write. Output-write failures throw. */
 export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResult> {
-  const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size });
+  const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels });
   const result: RowResult = { index: job.index, rows: {}, files: {} };
   for (const name of job.methods) {
     const m = getInfill(name);

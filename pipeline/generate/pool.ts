@@ -25,6 +25,15 @@ export async function createRowRunner(workers: number, ctx: RunContext, plugins:
   return ThreadPool.start(workers, ctx, plugins);
 }
 
+/** A row's failure as a worker posts it: the message and stack, and the errno fields of fs errors. */
+interface WorkerError {
+  message: string;
+  stack?: string;
+  code?: string;
+  path?: string;
+  syscall?: string;
+}
+
 interface Slot {
   worker: Worker;
   busy: number;
@@ -40,14 +49,17 @@ class ThreadPool implements RowRunner {
   private constructor(readonly workers: number, private slots: Slot[]) {
     this.inflight = workers * PER_WORKER;
     for (const slot of slots) {
-      slot.worker.on('message', (msg: { id: number; result?: RowResult; error?: { message: string; stack?: string } }) => {
+      slot.worker.on('message', (msg: { id: number; result?: RowResult; error?: WorkerError }) => {
         const p = this.pending.get(msg.id);
         if (!p) return;
         this.pending.delete(msg.id);
         slot.busy--;
         if (msg.error) {
-          const e = new Error(msg.error.message);
+          const e: NodeJS.ErrnoException = new Error(msg.error.message);
           e.stack = msg.error.stack;
+          if (msg.error.code !== undefined) e.code = msg.error.code;
+          if (msg.error.path !== undefined) e.path = msg.error.path;
+          if (msg.error.syscall !== undefined) e.syscall = msg.error.syscall;
           p.reject(e);
         } else p.resolve(msg.result!);
         this.pump();

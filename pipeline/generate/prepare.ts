@@ -3,7 +3,7 @@ import { resolveInsideRoot } from '../../manifests/masks.ts';
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
 import type { MaskKind } from '../infills/types.ts';
-import { decodeImageFile } from '../decode.ts';
+import { DEFAULT_MAX_PIXELS, TRANSIENT_CODES, decodeImageFile, pixelLimitReason } from '../decode.ts';
 import { maskArea, resizeMaskAnyOver, unionMask } from '../masks-ops.ts';
 import { relativeToRoot } from './paths.ts';
 
@@ -23,6 +23,8 @@ export interface PrepareOptions {
   root: string;
   /** output size; null keeps the stored size */
   size: { width: number; height: number } | null;
+  /** refuse images with more pixels than this (default DEFAULT_MAX_PIXELS), before decoding them or their mask */
+  maxPixels?: number;
 }
 
 /** Decode, resize and mask one source row; never throws for bad data (see Prepared). */
@@ -32,10 +34,14 @@ export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<
   if (!row.mask_path && !hasBoxes) {
     return { status: 'skipped', reason: 'no object annotation (mask_path and boxes are both null): trains as an original only' };
   }
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  // the manifest's size came from the image header at ingest: refuse before either file is decoded (the mask has
+  // the image's size, so it is bounded too); the decoder checks the header again in case the file changed since
+  if (row.width * row.height > maxPixels) return { status: 'error', reason: `${row.path}: ${pixelLimitReason(row.width, row.height, maxPixels)}` };
   try {
     const file = resolveInsideRoot(opts.root, row.path, { file: 'source manifest', row: row.id });
     // image and mask decode side by side (two sharp calls in flight instead of one after the other)
-    const [img, segMask] = await Promise.allSettled([decodeImageFile(file, opts.size ?? undefined), loadSegMask(opts.root, row)]);
+    const [img, segMask] = await Promise.allSettled([decodeImageFile(file, opts.size ?? undefined, { maxPixels }), loadSegMask(opts.root, row)]);
     if (img.status === 'rejected') throw img.reason;
     if (segMask.status === 'rejected') throw segMask.reason;
     const decoded = img.value;
@@ -74,6 +80,8 @@ export async function prepareRow(row: SourceRow, opts: PrepareOptions): Promise<
     const box = boxAtStored ? (seg ? unionMask(resizeMaskAnyOver(boxAtStored, W, H), segBox) : object) : segBox;
     return { status: 'ok', image: decoded.image, object, objectKind: seg ? 'seg' : 'box', box };
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) throw e; // the machine's state, not the row's
     return { status: 'error', reason: relativeToRoot((e as Error).message, opts.root) };
   }
 }

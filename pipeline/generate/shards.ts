@@ -79,15 +79,28 @@ export async function readShardRows(path: string): Promise<CorpusRow[]> {
 /** A shard on disk: done for this config, missing, stale (regenerate it), or made by another config (refuse). */
 export type ShardState = { state: 'done'; marker: DoneMarker } | { state: 'missing' } | { state: 'stale'; why: string } | { state: 'other-config' };
 
-/** Is shard `index` of the corpus in `dir` complete for this config? */
-export async function shardState(dir: string, index: number, configHash: string): Promise<ShardState> {
+/** How hard to look at a done shard before trusting it. */
+export interface ShardCheck {
+  /** re-hash every image against its row's sha256 (`generate --verify`): finds same-size damage the size check misses */
+  rehash?: boolean;
+}
+
+const sameCounts = (a: ShardCounts, b: Partial<ShardCounts> | undefined) => !!b && a.ok === b.ok && a.skipped === b.skipped && a.error === b.error;
+
+/**
+ * Is shard `index` of the corpus in `dir` complete for this config? The marker is only trusted as far as the part's
+ * rows confirm it: its content hash, its counts and its file list must all be those of the rows (so an edited marker
+ * never reaches corpus.json), and every image must exist with the recorded size (with `rehash`, the recorded
+ * SHA-256). The marker returned carries the counts recomputed from the rows.
+ */
+export async function shardState(dir: string, index: number, configHash: string, check: ShardCheck = {}): Promise<ShardState> {
   let marker: DoneMarker;
   try {
     marker = JSON.parse(await readFile(donePath(dir, index), 'utf8')) as DoneMarker;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { state: 'missing' } : { state: 'stale', why: 'unreadable done marker' };
   }
-  if (marker.format !== DONE_FORMAT) return { state: 'stale', why: 'not a done marker' };
+  if (!marker || marker.format !== DONE_FORMAT) return { state: 'stale', why: 'not a done marker' };
   if (marker.config_hash !== configHash) return { state: 'other-config' };
   let rows: CorpusRow[];
   try {
@@ -96,14 +109,29 @@ export async function shardState(dir: string, index: number, configHash: string)
     return { state: 'stale', why: 'manifest part missing or unreadable' };
   }
   if (rows.length !== marker.rows || rowsContentHash(rows) !== marker.content_hash) return { state: 'stale', why: 'manifest part does not match its done marker' };
+  const counts = countRows(rows);
+  if (!sameCounts(counts, marker.counts)) return { state: 'stale', why: 'done marker counts differ from its rows' };
+  const images = new Map<string, string | null>();
+  for (const r of rows) if (r.status === 'ok' && r.image_path) images.set(r.image_path, r.sha256);
+  const listed = Object.keys(marker.files ?? {});
+  if (listed.length !== images.size || listed.some((f) => !images.has(f))) return { state: 'stale', why: 'done marker lists other files than its rows' };
   for (const [rel, size] of Object.entries(marker.files)) {
     try {
       if ((await stat(join(dir, rel))).size !== size) return { state: 'stale', why: `${rel} has the wrong size` };
     } catch {
       return { state: 'stale', why: `${rel} is missing` };
     }
+    if (check.rehash) {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(join(dir, rel));
+      } catch {
+        return { state: 'stale', why: `${rel} is unreadable` };
+      }
+      if (sha256Hex(bytes) !== images.get(rel)) return { state: 'stale', why: `${rel} was modified (its SHA-256 differs from the manifest)` };
+    }
   }
-  return { state: 'done', marker };
+  return { state: 'done', marker: { ...marker, counts } };
 }
 
 /** Write a finished shard: the part (metadata without corpus_id yet), then the done marker. */
@@ -142,7 +170,11 @@ export async function stampShards(dir: string, shards: number, metadata: Manifes
   }
 }
 
-/** Remove the `*.tmp-*` files a killed run leaves behind (writeFileAtomic's temp names), so a rerun is byte-clean. */
+/**
+ * Remove the `*.tmp-*` files a killed run leaves behind (writeFileAtomic's temp names), so a rerun is byte-clean.
+ * Only call it while holding the corpus lock: a live run's temp files look the same, and removing one makes that
+ * run die with ENOENT.
+ */
 export async function removeTempFiles(dir: string): Promise<number> {
   let removed = 0;
   const walk = async (d: string): Promise<void> => {
@@ -160,4 +192,15 @@ export async function removeTempFiles(dir: string): Promise<number> {
   };
   await walk(dir);
   return removed;
+}
+
+/** Empty a corpus folder for `--force`, keeping the entries named in `keep` (the lock this run holds on it). */
+export async function clearCorpusDir(dir: string, keep: readonly string[]): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const e of entries) if (!keep.includes(e)) await rm(join(dir, e), { recursive: true, force: true });
 }

@@ -74,6 +74,13 @@ interface InfillBase {
    */
   algorithm?: number;
   donors?: DonorSpec;
+  /**
+   * SHA-256 of every file outside `params` that decides the output bytes (model weights, model card), keyed by what
+   * it is, e.g. `{ card, model }`. Recorded in the corpus config as `files_sha256`, so a resume refuses a corpus
+   * made with other files (without --force) and the corpus id changes with them. Methods whose output depends on
+   * nothing but the params leave it out (and their corpus config, hence their ids, stay as they were).
+   */
+  fileHashes?(params: Params): Promise<Record<string, string>>;
 }
 
 /** A pure, synchronous infill: runs in the worker threads. */

@@ -4,6 +4,8 @@ import { PROJECT_ROOT, datasetRootOf, defaultCaganCard, recordedDatasetRoot } fr
 import { UserError } from '../../manifests/errors.ts';
 import { registerInfill, type BatchInfill, type InfillResult, type Params } from '../infills/index.ts';
 import { checkKeys, enumParam, intParam } from '../infills/params.ts';
+import { sha256File } from '../../common/file-hash.ts';
+import { cardModelPath, readCard } from './card.ts';
 import { OnnxInpainter, type InpaintDevice } from './runner.ts';
 
 /**
@@ -87,6 +89,17 @@ export function caganInfill(): BatchInfill {
         if (e instanceof UserError) return e.message;
         throw e;
       }
+    },
+    /**
+     * The card and the ONNX file it names, by content: neither is in the params (the card param is a path), and
+     * `make inpainter` rewrites both in place, so without these a resume would keep the old model's shards and
+     * write the new model's beside them under one corpus id.
+     */
+    async fileHashes(p: Params): Promise<Record<string, string>> {
+      const cardFile = caganCardFile(String(p.card));
+      const card = await readCard(cardFile);
+      const [cardHash, modelHash] = await Promise.all([sha256File(cardFile), sha256File(cardModelPath(cardFile, card))]);
+      return { card: cardHash, model: modelHash };
     },
     async applyBatch(items, p): Promise<InfillResult[]> {
       const runner = await open(p);

@@ -1,9 +1,9 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { withLock } from '../../common/lock.ts';
 import { TOOL_VERSION, stableStringify } from '../../manifests/index.ts';
 import { resolveSynthOptions, isSynthDataset, SYNTH_DATASETS, SYNTH_DEFAULTS, type SynthDataset, type SynthOptions } from './options.ts';
-import { StagedDir } from './staging.ts';
+import { StagedDir, listStaging, removeStaleStaging } from './staging.ts';
 import { buildSynthWaterbirds } from './waterbirds.ts';
 import { buildSynthIn9 } from './in9.ts';
 import { buildSynthCct } from './cct.ts';
@@ -35,7 +35,9 @@ export async function buildSynthDataset(dataset: SynthDataset, dir: string, opti
     await out.write(SYNTH_MARKER, marker(dataset, options));
     await out.commit();
   } catch (e) {
-    await out.abort();
+    // the build's own error is what the user must see (ENOSPC, not the ENOTEMPTY of a failed cleanup); a staging
+    // folder left behind is removed by the next build (removeStaleStaging)
+    await out.abort().catch(() => {});
     throw e;
   }
 }
@@ -55,42 +57,22 @@ export async function readSynthMarker(dataset: string, dir: string): Promise<Syn
 }
 
 /**
- * A lock file beside the dataset folder, so that two processes asking for the same dataset (e.g. generate and train
- * started together) build it once: the second waits, then finds it up to date. A lock whose owner died is taken over.
+ * Build unless `dir` already holds this dataset with these options. Returns true when it built.
+ * A lock file beside the dataset folder (`<dir>.lock`) makes two processes asking for the same dataset (e.g.
+ * generate and train started together) build it once: the second waits, then finds it up to date. A lock whose
+ * owner died is taken over. Under the lock, staging folders of builds that died are removed.
  */
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${dir.replace(/[\\/]+$/, '')}.lock`;
-  await mkdir(dirname(lock), { recursive: true });
-  for (;;) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = Number(await readFile(lock, 'utf8').catch(() => ''));
-      let alive = true;
-      if (owner > 0) {
-        try { process.kill(owner, 0); } catch (k) { alive = (k as NodeJS.ErrnoException).code === 'EPERM'; }
-      }
-      if (owner > 0 && !alive) await rm(lock, { force: true });
-      else await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await rm(lock, { force: true });
-  }
-}
-
-/** Build unless `dir` already holds this dataset with these options. Returns true when it built. */
-export async function ensureSynthDataset(dataset: string, dir: string, options: SynthOptions, opts: { force?: boolean; progress?: SynthProgress } = {}): Promise<boolean> {
+export async function ensureSynthDataset(dataset: string, dir: string, options: SynthOptions, opts: { force?: boolean; progress?: SynthProgress; log?: (line: string) => void } = {}): Promise<boolean> {
   if (!isSynthDataset(dataset)) throw new Error(`not a synthetic dataset: ${dataset}`);
   const upToDate = async () => (await readFile(join(dir, SYNTH_MARKER), 'utf8').catch(() => null)) === marker(dataset, options);
-  if (!opts.force && (await upToDate())) return false;
-  return withLock(dir, async () => {
+  // an up-to-date build is used without writing anything (the data root may be read-only), unless there is litter
+  if (!opts.force && (await upToDate()) && !(await listStaging(dir)).length) return false;
+  const lock = `${dir.replace(/[\\/]+$/, '')}.lock`;
+  await mkdir(dirname(lock), { recursive: true });
+  return withLock(lock, { purpose: `cfgen: build ${dataset}`, what: `${dir} is being built`, wait: true, log: opts.log }, async () => {
+    // every build of this folder holds the lock, so the staging folders found now belong to builds that died
+    const removed = await removeStaleStaging(dir);
+    if (removed.length) opts.log?.(`removed ${removed.length} staging folder(s) left by an interrupted build: ${removed.join(', ')}`);
     // someone else may have built it while we waited for the lock
     if (!opts.force && (await upToDate())) return false;
     await buildSynthDataset(dataset, dir, options, opts.progress);
