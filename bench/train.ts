@@ -4,7 +4,10 @@
  * measured roofline, the Sal/CE step-time ratio, the data loader's rate against the trainer's consumption, and
  * the same CE step in PyTorch on the CPU when `/usr/bin/python3 -c 'import torch'` works.
  *
- * usage: npx tsx bench/train.ts [--backend auto|wasm|cpu|tensorflow] [--steps 6] [--batch 32] [--size 64] [--threads 2]
+ * Then the fine-tuning rows (bench/pretrained-rows.ts): small from scratch, r50x1 frozen except the head at 128 px,
+ * and a MobileNetV2-shaped LayersModel backbone at 128 px (`--ft-batch`, default 8; `--no-ft` skips them).
+ *
+ * usage: npx tsx bench/train.ts [--backend auto|wasm|cpu|tensorflow] [--steps 6] [--batch 32] [--size 64] [--threads 2] [--ft-batch 8]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
@@ -23,6 +26,7 @@ import { loadDatasetIndex, trainBatches, type TrainBatch } from '../trainer/data
 import { parseMethod } from '../trainer/method.ts';
 import { makeOptimizer } from '../trainer/optimizer-state.ts';
 import { trainStep } from '../trainer/step.ts';
+import { fineTuneRows, type FineTuneRow } from './pretrained-rows.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -179,7 +183,14 @@ async function main(): Promise<void> {
     console.log(`PyTorch ${t.version} CE step (${label}): ${t.ms.toFixed(0)} ms; ours ${ce.msPerStep.toFixed(0)} ms → ours / PyTorch = ${(ce.msPerStep / t.ms).toFixed(2)}`);
     torchLines[label] = { ms: t.ms, version: t.version, ratio: ce.msPerStep / t.ms };
   }
+  let fineTune: FineTuneRow[] = [];
+  if (!process.argv.includes('--no-ft')) {
+    fineTune = await fineTuneRows({ smallSize: S, smallBatch: B, batch: Number(arg('ft-batch', '8')), steps: Math.min(STEPS, 3), warmup: 1 });
+    console.log('\nfine-tuning (CE step, orig only)                  px  batch   ms/step   images/s   GFLOP/image');
+    for (const r of fineTune) console.log(`${r.name.padEnd(50)} ${String(r.size).padStart(3)} ${String(r.batch).padStart(6)} ${r.msPerStep.toFixed(0).padStart(9)} ${r.imagesPerS.toFixed(1).padStart(10)} ${r.gflopsPerImage.toFixed(2).padStart(13)}`);
+  }
   await writeJsonAtomic(join(ROOT, '.bench', 'train.json'), {
+    fine_tune: fineTune,
     backend, model: MODEL, size: S, batch: B, steps: STEPS, roofline: roof, steps_timing: rows, forward_flops: fwd,
     ce_effective_gflops: effGflops, roofline_fraction: effGflops / roofRef, sal_over_ce: sal.msPerStep / ce.msPerStep,
     loader, loader_over_trainer: ratio, torch: torchLines, tf_memory_tensors: tf.memory().numTensors, time: new Date().toISOString(),

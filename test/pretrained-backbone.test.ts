@@ -135,6 +135,31 @@ describe('depthwise-conv gradient kernels (wasm) and their gradients', () => {
   });
 });
 
+describe('FusedBatchNorm gradient (ours: broadcasts instead of tiling)', () => {
+  it('matches finite differences for x, mean, variance, scale and offset, on wasm and cpu alike', async () => {
+    const f = (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, sc: tf.Tensor, o: tf.Tensor, w: tf.Tensor): tf.Scalar =>
+      tf.sum(tf.mul(tf.batchNorm(x as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, sc as tf.Tensor1D, 1e-3), w));
+    const inputs = (): tf.Tensor[] => [normal('bx', [2, 3, 3, 4]), normal('bm', [4], 0.3), tf.add(tf.abs(normal('bv', [4])), 0.5), normal('bs', [4]), normal('bo', [4]), normal('bw', [2, 3, 3, 4])];
+    const { cpu, wasm } = await onBoth(() => {
+      const t = inputs();
+      return tf.grads((x, m, v, sc, o) => f(x, m, v, sc, o, t[5]))(t.slice(0, 5));
+    });
+    cpu.forEach((c, i) => expect(rel(wasm[i], c), `input ${i}`).toBeLessThan(1e-5));
+    await tf.setBackend('cpu');
+    tf.tidy(() => {
+      const t = inputs();
+      for (let k = 0; k < 5; k++) {
+        const d = normal(`bd${k}`, t[k].shape, 0.1);
+        const at = (h: number) => { const u = [...t]; u[k] = tf.add(t[k], tf.mul(d, h)); return f(u[0], u[1], u[2], u[3], u[4], t[5]).dataSync()[0]; };
+        const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+        const ad = tf.sum(tf.mul(tf.tensor(cpu[k], t[k].shape), d)).dataSync()[0];
+        expect(Math.abs(fd - ad), `input ${k}: fd ${fd} ad ${ad}`).toBeLessThan(2e-3 * Math.max(1, Math.abs(ad)));
+      }
+    });
+    await tf.setBackend('wasm');
+  });
+});
+
 describe('--backbone: a tfjs LayersModel as the feature extractor', () => {
   let model: Model;
   beforeAll(async () => {
@@ -233,5 +258,29 @@ describe('--backbone gradients against finite differences (smooth twin of the Mo
       }
     }
     model.dispose();
+  });
+});
+
+describe('train --backbone (end to end: one step, checkpoint, evaluation through the rebuilt backbone)', () => {
+  it('records the backbone in config.json, freezes by layer name, evaluates the best checkpoint', async () => {
+    const { train } = await import('../trainer/train.ts');
+    const { writeToyDataset } = await import('./train-fixture.ts');
+    const { readFile } = await import('node:fs/promises');
+    const toy = await writeToyDataset(join(dir, 'toy'), { side: 20, counts: { train: 4, val: 2, test: 4 } });
+    const logs: string[] = [];
+    const r = await train({
+      method: 'orig+sal', dataset: toy.dataset, corporaRoot: toy.corporaRoot, runsRoot: join(dir, 'runs'), size: 16, batch: 2, epochs: 1, maxSteps: 1,
+      backend: 'wasm', backbone: join(dir, 'mnv2'), freeze: 'block_2', auprImages: 2, egSamples: 1, log: (l) => logs.push(l), progress: 'off',
+    });
+    const log = logs.join('\n');
+    expect(log).toMatch(/backbone .*mnv2: cut at global_average_pooling2d \(16 features\), fresh 2-class head/);
+    expect(log).toMatch(/--freeze block_2: .* training from block_2_expand\/kernel on/);
+    const cfg = JSON.parse(await readFile(join(r.runDir, 'config.json'), 'utf8'));
+    expect(cfg.model.backbone).toMatchObject({ cut: 'global_average_pooling2d', features: 16 });
+    expect(r.eval).not.toBeNull();
+    await expect(train({
+      method: 'orig', dataset: toy.dataset, corporaRoot: toy.corporaRoot, runsRoot: join(dir, 'runs'), runId: 'bad-size', size: 32, batch: 2, epochs: 1,
+      backend: 'wasm', backbone: join(dir, 'mnv2'), log: () => undefined, progress: 'off',
+    })).rejects.toThrow(/takes 16×16 images, the run's --size is 32/);
   });
 });

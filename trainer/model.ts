@@ -18,7 +18,7 @@ import { globalAvgPool, groupNorm, maxPool3x3s2, standardizeKernel } from './mod
  *   rather than tf.maxPool (whose gradient kernel MaxPoolGrad has no gradient).
  *
  * Parameter names follow BiT's released checkpoints (`resnet/block1/unit01/a/standardized_conv2d/kernel`, …), so a
- * BiT .npz converted to our checkpoint format loads by name (docs/model-and-losses.md).
+ * BiT .npz (or timm's .safetensors, renamed on load) initialises it directly (weights/, docs/pretrained.md).
  *
  * This module: the forward pass (resnetForward) and createModel. The config, presets and parameter shapes are in
  * model-config.ts, the GroupNorm / weight-standardisation / pooling ops in model-ops.ts; both are re-exported here.

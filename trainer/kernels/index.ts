@@ -13,6 +13,7 @@ import { conv2DBackpropInputWasmConfig } from './conv2d_backprop_input.ts';
 import { gatherV2WasmConfig } from './gather_v2.ts';
 import { identityWasmConfig } from './identity.ts';
 import { EXTRA_GRADIENTS } from './gradients.ts';
+import { fusedBatchNormGrad } from './batch_norm_grad.ts';
 import { DEPTHWISE_GRADIENTS, depthwiseBackpropFilterWasmConfig, depthwiseBackpropInputWasmConfig } from './depthwise.ts';
 import { maxPoolGradWasmConfig, maxPoolWithArgmaxWasmConfig } from './max_pool.ts';
 import { unsortedSegmentSumWasmConfig } from './unsorted_segment_sum.ts';
@@ -71,7 +72,7 @@ export function registerWasmKernels(): string[] {
  * tfjs-node, which imports the full @tensorflow/tfjs), since the last registration wins.
  */
 export function registerExtraGradients(): string[] {
-  const all = [...EXTRA_GRADIENTS, ...DEPTHWISE_GRADIENTS];
+  const all = [...EXTRA_GRADIENTS, ...DEPTHWISE_GRADIENTS, fusedBatchNormGrad];
   for (const g of all) tf.registerGradient(g);
   return all.map((g) => g.kernelName);
 }
