@@ -15,8 +15,8 @@ METHOD ?= cf-tile+f-random+sal@10
 q = '$(subst ','\'',$(1))'
 opt = $(if $(2),--$(1) $(call q,$(2)))
 
-.PHONY: help install test typecheck dataset generate verify sample-grid inpainter train eval stress-test report \
-        bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment clean
+.PHONY: help install test test-faults test-slurm typecheck dataset generate verify sample-grid inpainter train eval stress-test report \
+        bench bench-generate bench-train bench-inpaint bench-roofline bench-parallel experiment pretrain-demo clean
 
 help:
 	@echo "make train [METHOD=cf-tile+f-random+sal@10] [DATASET=synth-waterbirds] [SEED=] [EPOCHS=] [BACKEND=] [RUN=]  train + evaluate; prints where eval.json went"
@@ -24,14 +24,18 @@ help:
 	@echo "make dataset [DATASET=]            build/ingest a dataset, write its source manifest"
 	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
 	@echo "make sample-grid [DATASET=] [OUT=] contact sheet of originals, CF and F images"
+	@echo "make export [METHODS=] [FORMAT=parquet|webdataset] [OUT=]  corpora as Parquet (Hugging Face datasets) or WebDataset shards"
 	@echo "make inpainter [DATASET=]          train our ONNX inpainter (for cf-cagan)"
 	@echo "make eval RUN=<run-id> [STRESS=1]  evaluate a run at its best-validation checkpoint (STRESS=1: also on the stress test)"
 	@echo "make stress-test [DATASET=]        background stress-test variants of the test images (an eval corpus)"
 	@echo "make report [RUNS='id id'] [NAME=] results tables, charts and figures in reports/<name>/ (default: every run)"
 	@echo "make test                          the test suite (what CI runs, after make typecheck)"
 	@echo "make typecheck                     strict TypeScript check (tsc --noEmit)"
+	@echo "make test-faults [CASES='kill/ damage/']  fault-injection suite: kill -9, races, full disk, damage, hostile input, memory (docs/guarantees.md)"
+	@echo "make test-slurm                    sharded generate on a local single-node Slurm cluster (root, slurm-wlm, munge)"
 	@echo "make bench                         bench-generate, bench-train, bench-inpaint, bench-roofline (bench-parallel is separate: it wants an idle machine)"
 	@echo "make experiment                    3-seed synth-waterbirds table (orig, F, CF, CF+F+Sal)"
+	@echo "make pretrain-demo                 pretrain on synth-in9, export .npz/.safetensors, fine-tune on synth-waterbirds vs scratch (3 seeds)"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci
@@ -42,8 +46,19 @@ install: node_modules/.package-lock.json
 test: install
 	npx --no-install vitest run
 
+# The fault-injection suite (scripts/faults/, docs/guarantees.md), what CI runs after `make test`: ~15 min on 2 cores.
+# CASES: case ids or prefixes (kill/ race/ damage/ ...; `npx tsx scripts/faults/run.ts --list`); CFGEN_FAULTS_FULL=0
+# leaves out the 100k-image memory point; CFGEN_FAULTS_SEED picks other kill points.
+test-faults: install
+	npx --no-install tsc --noEmit -p scripts/faults/tsconfig.json
+	CFGEN_FAULTS_FULL="$${CFGEN_FAULTS_FULL:-1}" npx --no-install tsx scripts/faults/run.ts $(foreach c,$(CASES),$(call q,$(c)))
+
 typecheck: install
 	npx --no-install tsc --noEmit -p .
+
+# a real Slurm cluster on this machine: the shipped job array vs one process (docs/cluster.md)
+test-slurm: install
+	scripts/slurm/integration-test.sh
 
 dataset: install
 	$(CFGEN) dataset $(call q,$(DATASET)) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE))
@@ -57,6 +72,13 @@ verify: install
 
 sample-grid: install
 	$(CFGEN) sample-grid --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS)) $(call opt,out,$(OUT))
+
+# FORMAT: parquet (Hugging Face datasets, the default) | webdataset; OUT: the output folder when one corpus is exported
+# (default <corpus>/export/<format>/); SHARD_ROWS: rows per shard (1000). docs/export.md
+.PHONY: export
+export: install
+	$(CFGEN) export --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS)) $(call opt,format,$(FORMAT)) $(call opt,out,$(OUT)) \
+	  $(call opt,shard-rows,$(SHARD_ROWS))
 
 inpainter: install dataset
 	$(CFGEN) inpainter --dataset $(call q,$(DATASET)) $(call opt,steps,$(STEPS)) $(call opt,seed,$(SEED))
@@ -97,6 +119,10 @@ bench-inpaint: install
 
 experiment: install
 	npx --no-install tsx bench/experiment-waterbirds.ts
+
+# pretraining → export → fine-tuning, offline; resumable; writes its table into docs/benchmarks.md
+pretrain-demo: install
+	npx --no-install tsx bench/pretrain-demo.ts
 
 clean:
 	rm -rf corpora runs

@@ -10,12 +10,15 @@ import type { Command } from 'commander';
 const SUBCOMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
   dataset: { about: 'build (synthetic) / ingest a dataset and write its source manifest', load: async () => (await import('./pipeline/cli-dataset.ts')).datasetCommand() },
   generate: { about: 'generate counterfactual and factual corpora to disk', load: async () => (await import('./pipeline/cli-generate.ts')).generateCommand() },
+  finalize: { about: 'finish corpora written by sharded generate workers (stamp the corpus id, write corpus.json)', load: async () => (await import('./pipeline/cli-generate.ts')).finalizeCommand() },
   verify: { about: 're-hash a corpus against its manifest', load: async () => (await import('./pipeline/cli-generate.ts')).verifyCommand() },
   'sample-grid': { about: 'write a PNG contact sheet: originals beside their CF and F images', load: async () => (await import('./pipeline/cli-generate.ts')).sampleGridCommand() },
+  export: { about: 'export corpora as Parquet (Hugging Face datasets) or WebDataset shards, with a dataset card', load: async () => (await import('./pipeline/cli-export.ts')).exportCommand() },
   'stress-test': { about: 'build IN-9-style background-robustness test variants of a dataset (an eval corpus)', load: async () => (await import('./pipeline/cli-stress.ts')).stressTestCommand() },
   inpainter: { about: 'train our small inpainter and export it to ONNX (models/)', load: async () => (await import('./trainer/inpainter/cli.ts')).inpainterCommand() },
   train: { about: 'train a classifier on a dataset and its corpora (METHOD spec)', load: async () => (await import('./trainer/cli-train.ts')).trainCommand() },
   eval: { about: 'evaluate a training run at its best-validation checkpoint', load: async () => (await import('./trainer/cli-train.ts')).evalCommand() },
+  'export-weights': { about: 'write a checkpoint as a BiT .npz or a timm .safetensors (what --init reads)', load: async () => (await import('./trainer/weights/cli-export.ts')).exportWeightsCommand() },
   report: { about: 'write a results report (tables, charts, saliency, sample grids) over training runs', load: async () => (await import('./report/cli.ts')).reportCommand() },
 };
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { EnvironmentError } from './env-errors.ts';
@@ -65,6 +65,14 @@ export interface LockOptions {
   pollMs?: number;
   /** one line when a stale lock is taken over, or when waiting starts */
   log?: (line: string) => void;
+  /**
+   * A lock whose file has not been refreshed (mtime) for this long counts as abandoned on any host, whatever its
+   * pid says: the only way to tell that a holder on another machine died, and a guard against a pid reused in a
+   * restarted container. Only for locks whose holders refresh them (`heartbeatMs` well below this).
+   */
+  staleMs?: number;
+  /** while held, refresh the lock file's mtime this often, so takers using `staleMs` see a live holder */
+  heartbeatMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -141,18 +149,27 @@ export async function readLock(file: string): Promise<LockHolder | null | 'unrea
   }
 }
 
+/** Milliseconds since the lock file was last written or refreshed; 0 when it is gone (released meanwhile). */
+async function lockAgeMs(file: string): Promise<number> {
+  try {
+    return Date.now() - (await stat(file)).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 const sameHolder = (a: LockHolder, b: LockHolder) => a.pid === b.pid && a.hostname === b.hostname && a.started === b.started && a.token === b.token;
 
 /**
  * Replace the stale lock `stale` at `file` with ours. Two processes may find the same stale lock at once; a
  * short-lived guard file lets only one of them remove and recreate it, so they never both end up holding it.
  */
-async function takeOver(file: string, stale: LockHolder | 'unreadable', me: LockHolder): Promise<boolean> {
+async function takeOver(file: string, stale: LockHolder | 'unreadable', me: LockHolder, staleMs?: number): Promise<boolean> {
   const guard = `${file}.takeover`;
   if (!(await tryCreate(guard, me))) {
     const g = await readLock(guard);
-    // a guard whose owner died mid-takeover would block every later run
-    if (g === 'unreadable' || (g && holderState(g) === 'dead')) await rm(guard, { force: true });
+    // a guard whose owner died mid-takeover would block every later run (on another host: once it is old)
+    if (g === 'unreadable' || (g && holderState(g) === 'dead') || (staleMs !== undefined && (await lockAgeMs(guard)) > staleMs)) await rm(guard, { force: true });
     return false;
   }
   try {
@@ -180,15 +197,19 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
   const t0 = Date.now();
   let told = false;
   for (;;) {
-    if (await tryCreate(file, me)) return heldLock(file, me);
+    if (await tryCreate(file, me)) return heldLock(file, me, opts.heartbeatMs);
     const holder = await readLock(file);
     if (holder === null) continue; // released between our create and our read
-    if (holder === 'unreadable' || holderState(holder) === 'dead') {
-      if (await takeOver(file, holder, me)) {
+    const silentMs = opts.staleMs !== undefined && holder !== 'unreadable' ? await lockAgeMs(file) : 0;
+    const abandoned = opts.staleMs !== undefined && silentMs > opts.staleMs;
+    if (holder === 'unreadable' || abandoned || holderState(holder) === 'dead') {
+      if (await takeOver(file, holder, me, opts.staleMs)) {
         opts.log?.(holder === 'unreadable'
           ? `took over the lock ${file}: it held no owner (a process died while creating it)`
-          : `took over the stale lock ${file}: pid ${holder.pid} on ${holder.hostname} (since ${holder.started}) is gone`);
-        return heldLock(file, me);
+          : abandoned
+            ? `took over the abandoned lock ${file}: pid ${holder.pid} on ${holder.hostname} (since ${holder.started}) has not refreshed it for ${Math.round(silentMs / 1000)} s`
+            : `took over the stale lock ${file}: pid ${holder.pid} on ${holder.hostname} (since ${holder.started}) is gone`);
+        return heldLock(file, me, opts.heartbeatMs);
       }
       continue;
     }
@@ -202,14 +223,18 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
   }
 }
 
-function heldLock(file: string, me: LockHolder): Lock {
+function heldLock(file: string, me: LockHolder, heartbeatMs?: number): Lock {
   let released = false;
+  // unref'd: a heartbeat never keeps a finished process alive; a failed refresh (file gone) is simply skipped
+  const beat = heartbeatMs ? setInterval(() => { const t = new Date(); utimes(file, t, t).catch(() => {}); }, heartbeatMs) : null;
+  beat?.unref();
   return {
     file,
     holder: me,
     async release() {
       if (released) return;
       released = true;
+      if (beat) clearInterval(beat);
       // only our own lock: if it was taken over (we were wrongly thought dead), the new holder keeps it
       const now = await readLock(file).catch(() => null);
       if (now && now !== 'unreadable' && sameHolder(now, me)) await rm(file, { force: true });

@@ -3,7 +3,7 @@ import fg from 'fast-glob';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { METADATA_KEY, MANIFEST_FORMAT, columnsFor, type CorpusInfo, type ManifestMetadata, type SourceRow, type CorpusRow, type ManifestKind } from './schema.ts';
+import { CORPUS_LAYOUT, METADATA_KEY, MANIFEST_FORMAT, columnsFor, type CorpusInfo, type ManifestMetadata, type SourceRow, type CorpusRow, type ManifestKind } from './schema.ts';
 import { UserError } from './errors.ts';
 import { sha256Hex, stableStringify } from './io.ts';
 import { shardName } from './writer.ts';
@@ -35,15 +35,23 @@ function decodeMetadata(schema: arrow.Schema, file: string): ManifestMetadata {
   return meta;
 }
 
+/**
+ * Rows as plain objects with the kind's columns. An optional column (schema.ts ColumnSpec.optional) is left out of
+ * the object when it is null or when the part predates it, so a part written before the column existed yields the
+ * same objects, hence the same content hash, as it always did.
+ */
 function rowsOf<R>(table: arrow.Table | arrow.RecordBatch, kind: ManifestKind): R[] {
-  const names = columnsFor(kind).map((c) => c.name);
+  const specs = columnsFor(kind);
+  const names = specs.map((c) => c.name);
   const cols = names.map((n) => table.getChild(n));
   const out: R[] = new Array(table.numRows);
   for (let i = 0; i < table.numRows; i++) {
     const row: Record<string, unknown> = {};
     for (let j = 0; j < names.length; j++) {
-      const v = cols[j]?.get(i);
-      row[names[j]] = v instanceof arrow.Vector ? Array.from(v.toArray() as Float32Array) : v ?? null;
+      const got = cols[j]?.get(i);
+      const v = got instanceof arrow.Vector ? Array.from(got.toArray() as Float32Array) : got ?? null;
+      if (v === null && specs[j].optional) continue;
+      row[names[j]] = v;
     }
     out[i] = row as R;
   }
@@ -127,7 +135,31 @@ export async function manifestDigest(pathOrDir: string, prefix?: string): Promis
 // ---- corpora: complete or refused -------------------------------------------------------------------------------
 
 /** The file `generate` writes last in a corpus folder; without it the corpus is unfinished. */
-export const CORPUS_INFO_FILE = 'corpus.json';
+export const CORPUS_INFO_FILE = CORPUS_LAYOUT.info;
+
+/** Manifest part `index` of the corpus in `dir`: `<dir>/manifest/part-NNNNN.arrow`. */
+export const corpusPartPath = (dir: string, index: number): string => join(dir, CORPUS_LAYOUT.manifest, shardName('part', index));
+
+/** Where shard `index`'s done marker is written: `<dir>/state/part-NNNNN.done`. */
+export const doneMarkerPath = (dir: string, index: number): string => join(dir, CORPUS_LAYOUT.state, shardName('part', index).replace(/\.arrow$/, '.done'));
+
+/** Where corpora written before `state/` existed kept the marker: beside the part, `<dir>/manifest/part-NNNNN.done`. */
+export const legacyDoneMarkerPath = (dir: string, index: number): string => corpusPartPath(dir, index).replace(/\.arrow$/, '.done');
+
+/**
+ * The text of shard `index`'s done marker: from `state/`, else (a corpus written before `state/` existed) from beside
+ * the part; null when neither exists. Other read errors (permissions, I/O) propagate.
+ */
+export async function readDoneMarkerText(dir: string, index: number): Promise<{ file: string; text: string } | null> {
+  for (const file of [doneMarkerPath(dir, index), legacyDoneMarkerPath(dir, index)]) {
+    try {
+      return { file, text: await readFile(file, 'utf8') };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return null;
+}
 
 /**
  * SHA-256 of the canonical JSON of rows (`stableStringify(rows)`), fed one row at a time so a shard is hashed as it
@@ -170,7 +202,7 @@ export async function corpusState(dir: string): Promise<CorpusState> {
     await stat(join(dir, CORPUS_INFO_FILE));
     return 'complete';
   } catch {
-    return (await arrowFilesIn(join(dir, 'manifest'))).length ? 'unfinished' : 'missing';
+    return (await arrowFilesIn(join(dir, CORPUS_LAYOUT.manifest))).length ? 'unfinished' : 'missing';
   }
 }
 
@@ -181,11 +213,12 @@ export interface OpenCorpus<R = CorpusRow> extends OpenManifest<R> {
   info: CorpusInfo;
 }
 
-/** The hash a part's done marker records, or null when it has none (the corpus id check still covers the part). */
-async function doneMarkerHash(part: string): Promise<string | null> {
+/** The hash shard `index`'s done marker records, or null when it has none (the corpus id check still covers the part). */
+async function doneMarkerHash(dir: string, index: number): Promise<string | null> {
   try {
-    const m = JSON.parse(await readFile(part.replace(/\.arrow$/, '.done'), 'utf8')) as { format?: string; content_hash?: unknown };
-    return m.format === 'cfgen-shard-done' && typeof m.content_hash === 'string' ? m.content_hash : null;
+    const found = await readDoneMarkerText(dir, index);
+    const m = (found ? JSON.parse(found.text) : null) as { format?: string; content_hash?: unknown } | null;
+    return m?.format === 'cfgen-shard-done' && typeof m.content_hash === 'string' ? m.content_hash : null;
   } catch {
     return null;
   }
@@ -205,14 +238,15 @@ const listed = (names: string[]): string => (names.length > 5 ? `${names.slice(0
  *  - no corpus.json: unfinished (or missing);
  *  - a part corpus.json lists is missing, or a `*.arrow` it does not list is there;
  *  - a part does not decode (truncated), or is stamped with another corpus_id, kind or dataset.
- * The row stream then checks each part's rows against its done marker's content hash (or corpus.json's
- * `shard_hashes`), that no part changed since it was opened, and, at the end, the corpus id itself.
+ * The row stream then checks each part's rows against corpus.json's `shard_hashes` (older corpora: the done markers'
+ * content hashes, from `state/` or, written before it existed, from beside the parts), that no part changed since it
+ * was opened, and, at the end, the corpus id itself. Files other than `*.arrow` are never read from `manifest/`.
  */
 export async function openCorpus<R = CorpusRow>(dir: string, opts: { kind?: ManifestKind } = {}): Promise<OpenCorpus<R>> {
   const kind = opts.kind ?? 'corpus';
   const name = basename(dir);
   const infoFile = join(dir, CORPUS_INFO_FILE);
-  const manifestDir = join(dir, 'manifest');
+  const manifestDir = join(dir, CORPUS_LAYOUT.manifest);
   const generate = `npx tsx cfgen.ts generate --source ${join(dirname(dir), 'source')} --methods ${name}`;
   const fix = `see what is wrong with \`npx tsx cfgen.ts verify ${dir}\`, then regenerate it: ${generate} --force`;
   let text: string;
@@ -255,7 +289,7 @@ export async function openCorpus<R = CorpusRow>(dir: string, opts: { kind?: Mani
     metadata ??= m;
   }
   const hashes = Array.isArray(info.shard_hashes) && info.shard_hashes.length === shards.length
-    ? info.shard_hashes : await Promise.all(shards.map(doneMarkerHash));
+    ? info.shard_hashes : await Promise.all(shards.map((_, i) => doneMarkerHash(dir, i)));
   const corpus = info;
   return {
     dir, info: corpus, metadata: metadata!, shards,

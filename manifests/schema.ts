@@ -19,6 +19,12 @@ export interface ColumnSpec {
   type: ColType;
   nullable: boolean;
   doc: string;
+  /**
+   * A column added after format 1 shipped (always nullable). Parts written before it lack the column; so that their
+   * rows hash as they always did, a row object leaves an optional column out when it is null (reader, writer and
+   * content hashes all follow this), instead of carrying `null`.
+   */
+  optional?: true;
 }
 
 export const SOURCE_COLUMNS = [
@@ -60,6 +66,10 @@ export const CORPUS_COLUMNS = [
   { name: 'height', type: 'int32', nullable: false, doc: 'generated image height' },
   { name: 'status', type: 'utf8', nullable: false, doc: 'ok | skipped | error (skipped: e.g. empty mask, mask covers everything)' },
   { name: 'error', type: 'utf8', nullable: true, doc: 'reason when status != ok' },
+  // Added so a consumer needs no join with the source manifest (optional: older parts lack them, see ColumnSpec).
+  { name: 'box', type: 'list<float32>', nullable: true, optional: true, doc: 'the object\'s box [x, y, w, h] in generated-image pixels: the CF hole (union of the annotated boxes, else the segmentation\'s bounding rectangle; resized so it covers the object); null when the source image could not be read' },
+  { name: 'mask_path', type: 'utf8', nullable: true, optional: true, doc: 'the source\'s segmentation mask, relative to the dataset root (metadata.dataset_root); null: none' },
+  { name: 'mask_format', type: 'utf8', nullable: true, optional: true, doc: 'how to read mask_path: png-nonzero | npy | nofg-diff (as in the source manifest)' },
 ] as const satisfies readonly ColumnSpec[];
 
 /**
@@ -89,8 +99,11 @@ export const EVAL_COLUMNS = [
 ] as const satisfies readonly ColumnSpec[];
 
 type TsOf<T extends ColType> = T extends 'utf8' ? string : T extends 'bool' ? boolean : T extends 'list<float32>' ? number[] : number;
+type ValueOf<K extends ColumnSpec> = K['nullable'] extends true ? TsOf<K['type']> | null : TsOf<K['type']>;
 type RowOf<C extends readonly ColumnSpec[]> = {
-  [K in C[number] as K['name']]: K['nullable'] extends true ? TsOf<K['type']> | null : TsOf<K['type']>;
+  [K in C[number] as K extends { optional: true } ? never : K['name']]: ValueOf<K>;
+} & {
+  [K in C[number] as K extends { optional: true } ? K['name'] : never]?: ValueOf<K>;
 };
 
 export type SourceRow = RowOf<typeof SOURCE_COLUMNS>;
@@ -114,12 +127,18 @@ export interface ManifestMetadata {
   source_digest?: string;
   /** corpus only: content id; two corpora with the same id hold the same images */
   corpus_id?: string;
+  /**
+   * corpus and eval: the dataset folder that rows' `source_path` and `mask_path` are relative to, as the source
+   * manifest records roots (relative to the cfgen repository when inside it, else absolute). Not part of the config,
+   * so it never changes a corpus id.
+   */
+  dataset_root?: string;
   [extra: string]: unknown;
 }
 
 /**
- * `<corpus>/corpus.json`, written last by `generate`: a corpus without one is unfinished. `corpus_id` is
- * SHA-256 of the canonical JSON `{tool_version, config, source_digest, shards: [content hash of each shard]}`
+ * `<corpus>/corpus.json`, written last by `generate` (or `finalize`): a corpus without one is unfinished. `corpus_id`
+ * is SHA-256 of the canonical JSON `{tool_version, config, source_digest, shards: [content hash of each shard]}`
  * (reader.ts `corpusIdFor`), so the file pins the exact set of `shards` parts `manifest/part-NNNNN.arrow`.
  */
 export interface CorpusInfo {
@@ -135,15 +154,27 @@ export interface CorpusInfo {
   /** how many parts: exactly part-00000 … part-(shards−1) */
   shards: number;
   counts?: { ok: number; skipped: number; error: number };
-  /** optional: each part's content hash, in order (otherwise its `part-NNNNN.done` marker's `content_hash`) */
+  /** each part's content hash, in order (older corpora: absent, and the `part-NNNNN.done` markers' `content_hash` count) */
   shard_hashes?: string[];
+  /** the dataset folder rows are relative to (see ManifestMetadata.dataset_root) */
+  dataset_root?: string;
   [extra: string]: unknown;
 }
 
+/**
+ * The folders of a generated corpus (`<corpus>/manifest/`, `<corpus>/state/`). `manifest/` holds only the Arrow
+ * parts, so any Arrow reader can open the folder as a dataset; `state/` holds generation state (done markers, shard
+ * claims, the plan), which no consumer reads. Corpora written before `state/` kept their done markers in `manifest/`;
+ * readers look there when `state/` has none, and the next `generate` or `finalize` moves them.
+ */
+export const CORPUS_LAYOUT = { manifest: 'manifest', state: 'state', info: 'corpus.json', images: 'images' } as const;
+
+/** The columns of a manifest kind, in file order. */
 export function columnsFor(kind: ManifestKind): readonly ColumnSpec[] {
   return kind === 'source' ? SOURCE_COLUMNS : kind === 'eval' ? EVAL_COLUMNS : CORPUS_COLUMNS;
 }
 
+/** The Arrow type of a column type. */
 export function arrowType(t: ColType): arrow.DataType {
   switch (t) {
     case 'utf8': return new arrow.Utf8();
@@ -154,6 +185,7 @@ export function arrowType(t: ColType): arrow.DataType {
   }
 }
 
+/** The Arrow schema of a manifest kind, with `metadata` under the `cfgen` key. */
 export function arrowSchema(kind: ManifestKind, metadata: ManifestMetadata): arrow.Schema {
   const fields = columnsFor(kind).map((c) => new arrow.Field(c.name, arrowType(c.type), c.nullable));
   return new arrow.Schema(fields, new Map([[METADATA_KEY, JSON.stringify(metadata)]]));

@@ -13,6 +13,8 @@ export function encodeManifest(kind: ManifestKind, metadata: ManifestMetadata, r
   for (const c of cols) {
     const values = rows.map((r, i) => {
       const v = (r as Record<string, unknown>)[c.name];
+      // an optional column left out of a row object is null (schema.ts ColumnSpec.optional)
+      if (v === undefined && c.optional) return null;
       if (v === undefined || (v === null && !c.nullable)) {
         throw new Error(`manifest row ${i}: column "${c.name}" is required (${c.doc})`);
       }

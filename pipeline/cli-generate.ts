@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { choiceFlag, intFlag, listFlag, numberFlag } from '../common/flags.ts';
 import { resolveRoot, rootHelp } from '../common/paths.ts';
@@ -8,7 +8,7 @@ import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
 // cf-cagan (ONNX inpainting) registers itself; it joins the default methods whenever its model card exists.
 import './inpaint/infill.ts';
 import { reportCaganProvenanceFor } from './inpaint/provenance.ts';
-import { createProgress, GENERATE_DEFAULTS, runGenerate, type GenerateSummary } from './generate/index.ts';
+import { claimTiming, createProgress, finalizeCorpus, GENERATE_DEFAULTS, planPath, runGenerate, type GenerateSummary } from './generate/index.ts';
 import { verifyCorpus } from './verify.ts';
 import { writeSampleGrid } from './sample-grid.ts';
 import { STRESS_FOLDER } from './stress/run.ts';
@@ -64,8 +64,10 @@ too many open files, read-only file system, a truncated or corrupt file, the cor
 
 function printSummary(s: GenerateSummary): void {
   const w = Math.max(...s.methods.map((m) => m.name.length));
+  if (s.sharding) process.stdout.write(`worker ${s.sharding.index} of ${s.sharding.count} (${s.sharding.from})\n`);
   for (const m of s.methods) {
-    process.stdout.write(`${m.name.padEnd(w)}  ok ${m.counts.ok}  skipped ${m.counts.skipped}  errors ${m.counts.error}  shards ${m.shards} (resumed ${m.resumedShards})  id ${m.corpusId.slice(0, 16)}  ${m.dir}\n`);
+    const id = m.corpusId ? `id ${m.corpusId.slice(0, 16)}` : `not finalized (${m.note ?? 'unfinished'})`;
+    process.stdout.write(`${m.name.padEnd(w)}  ok ${m.counts.ok}  skipped ${m.counts.skipped}  errors ${m.counts.error}  shards ${m.shards} (resumed ${m.resumedShards})  ${id}  ${m.dir}\n`);
   }
   const rate = s.seconds > 0 ? s.imagesWritten / s.seconds : 0;
   process.stdout.write(`done: ${s.counts.ok} ok, ${s.counts.skipped} skipped, ${s.counts.error} errors; ${s.rowsProcessed} source rows processed, ${s.imagesWritten} images written in ${s.seconds.toFixed(1)}s (${rate.toFixed(1)} images/s)\n`);
@@ -100,6 +102,8 @@ export function generateCommand(): Command {
     .option('--verify', 'on resume, re-hash every image of every finished shard and regenerate the shards with missing or modified files (repairs what `verify` reports)', false)
     .option('--max-pixels <n>', 'images with more pixels (width × height) become error rows, checked from the header before decoding', intFlag('--max-pixels', { min: 1 }), DEFAULT_MAX_PIXELS)
     .option('--follow-symlinks', 'folder:<path> datasets: read files whose real path lies outside the dataset root, instead of making them error rows', false)
+    .option('--shard-index <i>', 'sharded generation: this worker\'s index in [0, --shard-count); it writes shards s with s mod N = i (default: $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX; docs/cluster.md)', intFlag('--shard-index', { min: 0 }))
+    .option('--shard-count <n>', 'sharded generation: the number of workers (default: $CFGEN_SHARD_COUNT, else $SLURM_ARRAY_TASK_COUNT)', intFlag('--shard-count', { min: 1, max: 100000 }))
     .option('--quiet', 'no progress output', false)
     .addHelpText('after', methodHelp())
     .action(async (o) => {
@@ -111,7 +115,7 @@ export function generateCommand(): Command {
         splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: resolveRoot('corpora', o.corporaRoot),
         dataRoot: resolveRoot('data', o.dataRoot), format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
         datasetSeed: o.datasetSeed, sourceDir: o.source, sourceRoot: o.sourceRoot, progress: createProgress({ quiet: o.quiet }),
-        verify: o.verify, maxPixels: o.maxPixels, followSymlinks: o.followSymlinks, log,
+        verify: o.verify, maxPixels: o.maxPixels, followSymlinks: o.followSymlinks, shardIndex: o.shardIndex, shardCount: o.shardCount, log,
       });
       printSummary(summary);
       process.exitCode = summary.exitCode;
@@ -144,6 +148,57 @@ export function verifyCommand(): Command {
           process.stdout.write(`  fix: ${repairCommand(dir, info)}\n`);
           process.stdout.write('       (re-hashes every shard and regenerates the damaged ones; the same options give the same bytes and corpus id)\n');
         }
+      }
+      if (bad) process.exitCode = 1;
+    });
+}
+
+/** Corpus folders under a dataset's corpora folder that a sharded run has started (state/plan.json) or finished. */
+async function startedCorpora(base: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = (await readdir(base)).sort();
+  } catch {
+    throw new UserError('no corpora here', { file: base, fix: 'run the generate workers first' });
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    try { if ((await stat(planPath(join(base, e)))).isFile()) out.push(e); } catch { /* not started by this version */ }
+  }
+  return out;
+}
+
+export function finalizeCommand(): Command {
+  return new Command('finalize')
+    .description('finish corpora written by sharded generate workers: check every shard is done, stamp the corpus id, write corpus.json')
+    .argument('[corpus-dirs...]', 'corpus folders (default: every corpus of --dataset that a generate has started)')
+    .option('--dataset <name>', 'dataset whose corpora to finalize', GENERATE_DEFAULTS.dataset)
+    .option('--methods <list>', 'only these methods', listFlag('--methods', { nonEmpty: true }))
+    .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora live'))
+    .option('--source <dir>', 'the corpora beside this source manifest folder (as generate --source), instead of --dataset')
+    .option('--shard-count <n>', 'the workers\' count (default $CFGEN_SHARD_COUNT): names the tasks to resubmit when shards are missing', intFlag('--shard-count', { min: 1, max: 100000 }))
+    .option('--wait <s>', 'wait this long for a process that holds the corpus lock (a worker finalizing it)', intFlag('--wait', { min: 0 }), 600)
+    .option('--quiet', 'no log lines', false)
+    .addHelpText('after', '\nExit status: 0 when every corpus is complete; 1 when a shard is not done (the message names it and the tasks to\nresubmit); 2 for a usage error; 3 when a lock stays held or a file cannot be read. See docs/cluster.md.\n')
+    .action(async (dirs: string[], o) => {
+      const log = o.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
+      if (!dirs.length) {
+        const base = o.source ? dirname(resolve(o.source)) : await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
+        dirs = (o.methods ?? (await startedCorpora(base))).map((m: string) => join(base, m));
+        if (!dirs.length) throw new UserError('no corpora to finalize', { file: base, fix: 'run the generate workers first' });
+      }
+      const envCount = process.env.CFGEN_SHARD_COUNT ? intFlag('CFGEN_SHARD_COUNT', { min: 1 })(process.env.CFGEN_SHARD_COUNT) : undefined;
+      let bad = 0;
+      for (const dir of dirs) {
+        const r = await finalizeCorpus(dir, { timing: claimTiming(), log, waitMs: o.wait * 1000, shardCount: o.shardCount ?? envCount });
+        if (r.result.state === 'done') {
+          const c = r.result.counts;
+          process.stdout.write(`ok      ${r.name}: ${r.result.shards} shards, ok ${c.ok}, skipped ${c.skipped}, errors ${c.error}  id ${r.result.corpusId}  ${dir}\n`);
+          continue;
+        }
+        bad++;
+        process.stdout.write(`FAILED  ${r.name}: not finalized  ${dir}\n`);
+        for (const line of r.result.state === 'busy' ? [r.result.why] : r.result.why) process.stdout.write(`  ${line}\n`);
       }
       if (bad) process.exitCode = 1;
     });

@@ -1,8 +1,8 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { METADATA_KEY, UserError, sha256Hex, stableStringify, type CorpusRow, type ManifestMetadata } from '../manifests/index.ts';
-import { corpusIdOf, countRows, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts } from './generate/index.ts';
+import { METADATA_KEY, UserError, readDoneMarkerText, sha256Hex, stableStringify, type CorpusRow, type ManifestMetadata } from '../manifests/index.ts';
+import { corpusIdOf, countRows, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts } from './generate/index.ts';
 
 /**
  * `verify`: re-hash every file of a corpus against its manifest. Reports files that are missing, files whose bytes
@@ -23,7 +23,7 @@ export interface VerifyReport {
 
 export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = {}): Promise<VerifyReport> {
   const report: VerifyReport = { dir, corpusId: null, rows: 0, checked: 0, missing: [], modified: [], extra: [], problems: [], ok: false };
-  let info: { corpus_id: string; shards: number; config: Record<string, unknown>; source_digest: string; tool_version: string; counts?: ShardCounts };
+  let info: { corpus_id: string; shards: number; config: Record<string, unknown>; source_digest: string; tool_version: string; counts?: ShardCounts; shard_hashes?: string[] };
   try {
     info = JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8'));
   } catch {
@@ -44,7 +44,10 @@ export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = 
     const counts = countRows(rows);
     for (const k of ['ok', 'skipped', 'error'] as const) total[k] += counts[k];
     try {
-      const marker = JSON.parse(await readFile(donePath(dir, i), 'utf8')) as DoneMarker;
+      // state/, or beside the part in a corpus written before state/ existed (readDoneMarkerText looks in both)
+      const found = await readDoneMarkerText(dir, i);
+      if (!found) throw new Error('missing');
+      const marker = JSON.parse(found.text) as DoneMarker;
       if (marker.content_hash !== rowsContentHash(rows)) report.problems.push(`part ${i}: rows do not match its done marker`);
       else if (stableStringify(marker.counts) !== stableStringify(counts)) report.problems.push(`part ${i}: done marker counts ${stableStringify(marker.counts)} differ from its rows ${stableStringify(counts)}`);
     } catch {
@@ -73,8 +76,16 @@ export async function verifyCorpus(dir: string, opts: { onFile?: () => void } = 
   if (hashes.length === info.shards && corpusIdOf(info.tool_version, info.config, info.source_digest, hashes) !== info.corpus_id) {
     report.problems.push('corpus id does not match the manifest rows (the manifest or corpus.json was edited)');
   }
+  if (hashes.length === info.shards && info.shard_hashes && stableStringify(info.shard_hashes) !== stableStringify(hashes)) {
+    report.problems.push('corpus.json shard_hashes differ from the manifest rows (corpus.json was edited)');
+  }
   if (hashes.length === info.shards && info.counts && stableStringify(info.counts) !== stableStringify(total)) {
     report.problems.push(`corpus.json counts ${stableStringify(info.counts)} differ from the manifest rows ${stableStringify(total)}`);
+  }
+  // a part corpus.json does not list is from another generation: readers (openCorpus) refuse the corpus for it
+  const listed = new Set(Array.from({ length: info.shards }, (_, i) => basename(partPath(dir, i))));
+  for (const f of await listFiles(join(dir, 'manifest'), 'manifest')) {
+    if (f.endsWith('.arrow') && !listed.has(basename(f))) report.problems.push(`${f} is not one of the ${info.shards} parts corpus.json lists (a mix of two generations)`);
   }
   for (const f of await listFiles(join(dir, 'images'), 'images')) {
     if (!named.has(f) && !/\.tmp-/.test(f)) report.extra.push(f);

@@ -26,7 +26,7 @@ describe('kill -9 mid-run, then rerun', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let killedMidRun = false;
     for (let t = 0; t < 3000; t++) {
-      const firstDone = await Promise.all(METHODS.map((m) => exists(join(base, m, 'manifest', 'part-00000.done'))));
+      const firstDone = await Promise.all(METHODS.map((m) => exists(join(base, m, 'state', 'part-00000.done'))));
       if (firstDone.some(Boolean)) {
         child.kill('SIGKILL');
         killedMidRun = !(await Promise.all(METHODS.map((m) => exists(join(base, m, 'corpus.json'))))).every(Boolean);
@@ -36,7 +36,7 @@ describe('kill -9 mid-run, then rerun', () => {
     }
     await exited;
     expect(killedMidRun, `the run finished before it could be killed; stderr: ${stderr}`).toBe(true);
-    const doneAtKill = (await Promise.all(METHODS.map(async (m) => (await readdir(join(base, m, 'manifest')).catch(() => [])).filter((f) => f.endsWith('.done')).length)));
+    const doneAtKill = (await Promise.all(METHODS.map(async (m) => (await readdir(join(base, m, 'state')).catch(() => [])).filter((f) => f.endsWith('.done')).length)));
     expect(doneAtKill.reduce((a, b) => a + b, 0)).toBeLessThan(3 * 12);
 
     const rerun = cli(args);

@@ -62,6 +62,29 @@ export async function saveModel(model: Model, dir: string): Promise<void> {
 /** Builds the model described by `dir/model.json` and loads its weights (strict). */
 export async function loadModel(dir: string): Promise<Model> {
   const { json, file } = await readModelJson(dir);
+  checkCheckpointJson(json, file);
+  const model = await buildModel(json.config, 0);
+  try {
+    await loadWeightsInto(model, dir, { strict: true });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+/**
+ * A checkpoint's config and weights (our names, HWIO kernels), checked like loadModel's (format, version, config,
+ * weights digest) but without building a model, so no tfjs backend is needed: the weight exporters read it.
+ */
+export async function readCheckpoint(dir: string): Promise<{ config: ModelConfig; weights: { name: string; shape: number[]; values: Float32Array }[]; weightsSha256: string }> {
+  const { json, file } = await readModelJson(dir);
+  checkCheckpointJson(json, file);
+  const weights = await readManifestWeights(dir, json.weightsManifest, file, json.weightsSha256);
+  return { config: json.config, weights, weightsSha256: json.weightsSha256 };
+}
+
+function checkCheckpointJson(json: CheckpointJson, file: string): void {
   if (json.format !== CHECKPOINT_FORMAT) {
     throw new UserError(`not a ${CHECKPOINT_FORMAT} (format is ${JSON.stringify(json.format)})`, {
       file,
@@ -76,14 +99,6 @@ export async function loadModel(dir: string): Promise<Model> {
   } catch (e) {
     throw new UserError((e as Error).message, { file });
   }
-  const model = await buildModel(json.config, 0);
-  try {
-    await loadWeightsInto(model, dir, { strict: true });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
 }
 
 export interface LoadWeightsOptions {

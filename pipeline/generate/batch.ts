@@ -3,7 +3,8 @@ import { rngFor } from '../../manifests/rng.ts';
 import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
 import type { BatchInfill, BatchItem, InfillResult } from '../infills/types.ts';
 import { prepareRow, type Prepared } from './prepare.ts';
-import { baseCorpusRow, compositeRegion, regionFor, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './item.ts';
+import { maskCacheFor } from './mask-cache.ts';
+import { baseCorpusRow, boxColumn, compositeRegion, regionFor, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './item.ts';
 
 /**
  * A batched (model) infill over one shard, on the main thread: rows are decoded `batchSize` at a time (decode runs
@@ -20,14 +21,16 @@ export async function processBatchShard(
   const per = Math.max(1, m.batchSize);
   for (let b = 0; b < rows.length; b += per) {
     const chunk = rows.slice(b, b + per);
-    const prepared: Prepared[] = await Promise.all(chunk.map(({ row }) => limit(() => prepareRow(row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels }))));
+    const prepared: Prepared[] = await Promise.all(chunk.map(({ row }) => limit(() => prepareRow(row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels, maskCache: maskCacheFor(ctx) }))));
     const pending: { row: CorpusRow; item: BatchItem; prep: Extract<Prepared, { status: 'ok' }> }[] = [];
     chunk.forEach(({ row: src }, k) => {
       const p = prepared[k];
+      const box = p.status === 'ok' ? boxColumn(p) : undefined;
       for (let v = 0; v < plan.variants; v++) {
         const row = baseCorpusRow(src, m, plan, v, ctx.seed, ctx);
         outRows.push(row);
         if (p.status !== 'ok') { row.status = p.status; row.error = p.reason; continue; }
+        row.box = box;
         if (m.kind === 'f') row.mask_kind = p.objectKind;
         const reg = regionFor(m, p);
         if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; continue; }

@@ -1,6 +1,7 @@
 /**
- * The `generate` stage's public API: run a generation, report progress, read what it wrote. The other files of this
- * folder are its parts (shards, pool, worker, per-row work) and are imported from here by code outside the folder.
+ * The `generate` stage's public API: run a generation, report progress, read what it wrote, finalize a sharded one.
+ * The other files of this folder are its parts (shards, claims, pool, worker, per-row work) and are imported from
+ * here by code outside the folder.
  */
 export {
   GENERATE_DEFAULTS, resolveMethods, runGenerate, type GenerateOptions, type GenerateSummary, type MethodSummary,
@@ -8,6 +9,10 @@ export {
 export { createProgress, type Progress } from './progress.ts';
 export { PER_WORKER } from './pool.ts';
 export {
-  corpusIdOf, countRows, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker, type ShardCounts,
+  corpusIdOf, countRows, donePath, partPath, readShardRows, rowsContentHash, stateDir, type DoneMarker, type ShardCounts,
 } from './shards.ts';
 export { CORPUS_LOCK, corpusLockPath } from './locks.ts';
+export { ownedShards, ownerOf, ownsShard, shardAssignment, type ShardAssignment } from './sharding.ts';
+export { claimPath, claimTiming, type ClaimTiming } from './claims.ts';
+export { finalizeCorpus, type FinalizeReport, type FinalizeResult } from './finalize.ts';
+export { planPath, readPlan, type CorpusPlan } from './plan.ts';

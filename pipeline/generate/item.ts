@@ -7,7 +7,9 @@ import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
 import { getInfill, isBuiltinInfill, type Donor, type InfillMethod, type InfillResult, type Params } from '../infills/index.ts';
 import { encodeImage, type ImageFormat } from '../decode.ts';
 import { invertMask, maskArea } from '../masks-ops.ts';
+import { boundingBoxOfMask } from '../../manifests/masks.ts';
 import { prepareRow, type Prepared } from './prepare.ts';
+import { maskCacheFor } from './mask-cache.ts';
 import { imageRelPath, relativeToRoot } from './paths.ts';
 
 /** What one method of a run needs to know (shared by the main thread and the worker threads). */
@@ -76,7 +78,15 @@ export function baseCorpusRow(row: SourceRow, m: InfillMethod, plan: MethodPlan,
     height: ctx.size?.height ?? row.height,
     status: 'error',
     error: null,
+    // optional columns are left out when null (schema.ts ColumnSpec.optional); the box is set once the image is read
+    ...(row.mask_path ? { mask_path: row.mask_path, mask_format: row.mask_format ?? undefined } : {}),
   };
+}
+
+/** The `box` column: the bounding box [x, y, w, h] of the hole, in the prepared (output-size) image's pixels. */
+export function boxColumn(p: Extract<Prepared, { status: 'ok' }>): number[] | undefined {
+  const b = boundingBoxOfMask(p.box);
+  return b ? [b.x, b.y, b.w, b.h] : undefined;
 }
 
 /** x·(1−r) + out·r: whatever an infill returns, only the region can differ from the input. */
@@ -133,7 +143,7 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
     if (donors.length >= want) break;
     // donors are resized to the image's size (a donor already that size is decoded as is)
     const same = c.width === target.width && c.height === target.height && !ctx.size;
-    const p = await prepareRow(c, { root: ctx.root, size: same ? null : { width: target.width, height: target.height }, maxPixels: ctx.maxPixels });
+    const p = await prepareRow(c, { root: ctx.root, size: same ? null : { width: target.width, height: target.height }, maxPixels: ctx.maxPixels, maskCache: maskCacheFor(ctx) });
     if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
     const d: Donor = { sourceId: c.id, label: c.label, image: p.image, box: p.box };
     const why = m.donors?.accept?.(d, plan.params);
@@ -145,8 +155,9 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
 
 /** Run every (sync) method of a job on its source row: decode once, fill, write. Output-write failures throw. */
 export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResult> {
-  const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels });
+  const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels, maskCache: maskCacheFor(ctx) });
   const result: RowResult = { index: job.index, rows: {}, files: {} };
+  const box = prepared.status === 'ok' ? boxColumn(prepared) : undefined;
   for (const name of job.methods) {
     const m = getInfill(name);
     const plan = ctx.methods[name];
@@ -157,6 +168,7 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
       const row = baseCorpusRow(job.row, m, plan, v, ctx.seed, ctx);
       rows.push(row);
       if (prepared.status !== 'ok') { row.status = prepared.status; row.error = prepared.reason; continue; }
+      row.box = box;
       if (m.kind === 'f') row.mask_kind = prepared.objectKind;
       const reg = regionFor(m, prepared);
       if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; continue; }

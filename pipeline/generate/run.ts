@@ -1,119 +1,38 @@
-import { readFile, mkdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pLimit from 'p-limit';
+import { join, resolve, dirname } from 'node:path';
 import {
-  MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, TOOL_VERSION, UserError, manifestDigest, readSourceManifest, sha256Hex,
-  stableStringify, writeJsonAtomic, type CorpusRow, type ManifestMetadata, type SourceRow,
+  UserError, manifestDigest, readSourceManifest, type ManifestMetadata, type SourceRow,
 } from '../../manifests/index.ts';
-import { DEFAULT_METHODS, getInfill, infillOrigin, listInfills, pluginModules, type InfillMethod, type Params } from '../infills/index.ts';
-import { DEFAULT_MAX_PIXELS, type ImageFormat } from '../decode.ts';
+import { DEFAULT_METHODS, getInfill, listInfills, type InfillMethod, type Params } from '../infills/index.ts';
+import { DEFAULT_MAX_PIXELS } from '../decode.ts';
+import { LockHeldError } from '../../common/lock.ts';
 import { corruptFileError, environmentError } from '../../common/env-errors.ts';
-import { sha256File } from '../../common/file-hash.ts';
-import { CORPUS_LOCK, lockCorpora, releaseAll } from './locks.ts';
-import { createRowRunner } from './pool.ts';
-import { processBatchShard } from './batch.ts';
+import { datasetRootOf } from '../../common/paths.ts';
+import { claimTiming, claimsIn, type ClaimTiming } from './claims.ts';
 import { DonorIndex } from './donors.ts';
-import type { MethodPlan, RowJob, RowResult, RunContext, WrittenFile } from './item.ts';
-import { createProgress, type Progress } from './progress.ts';
-import {
-  clearCorpusDir, corpusIdOf, planShards, removeTempFiles, shardState, stampShards, writeShard, type ShardCounts, type DoneMarker,
-} from './shards.ts';
-import { datasetRootOf, defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
+import { finalizeLocked } from './finalize.ts';
+import type { MethodPlan } from './item.ts';
+import { CORPUS_LOCK, lockCorpora, releaseAll } from './locks.ts';
+import { addCounts, exitStatus, runContext, type GenerateOptions, type GenerateSummary, type MethodSummary, type Resolved } from './options.ts';
+import { checkSameConfig, corpusPlan, readPlan, writePlan, type SourceInfo } from './plan.ts';
+import { processShards, type MethodState, type ShardWork } from './process.ts';
+import { createProgress } from './progress.ts';
+import { generateSharded } from './sharded.ts';
+import { shardAssignment } from './sharding.ts';
+import { clearCorpusDir, planShards, removeTempFiles, shardState, type DoneMarker, type ShardCounts } from './shards.ts';
+
+export { GENERATE_DEFAULTS, type GenerateOptions, type GenerateSummary, type MethodSummary } from './options.ts';
 
 /**
  * `generate`: write CF/F corpora for a dataset, one folder per method:
  *   <corpora>/<dataset>/<method>/images/…            generated images (PNG by default)
- *   <corpora>/<dataset>/<method>/manifest/part-NNNNN.arrow + part-NNNNN.done
+ *   <corpora>/<dataset>/<method>/manifest/part-NNNNN.arrow
+ *   <corpora>/<dataset>/<method>/state/part-NNNNN.done, plan.json (and, while sharded workers run, part-NNNNN.claim)
  *   <corpora>/<dataset>/<method>/corpus.json          corpus id, config, counts
  * Deterministic (item rng = rngFor(seed, source_id, method, variant)), resumable (fixed shards with done markers),
- * the same bytes for any worker count. Each corpus folder is locked (`.lock`) for the whole run, so a second run on
- * it fails fast instead of writing over the first.
+ * the same bytes for any worker count, thread or process. An ordinary run locks each corpus folder (`.lock`) for the
+ * whole run, so a second run on it fails fast instead of writing over the first; sharded workers (sharded.ts) claim
+ * shard by shard instead and take the lock only to finalize.
  */
-
-export interface GenerateOptions {
-  dataset: string;
-  /** registry names; default: DEFAULT_METHODS plus registered batch methods that report themselves ready */
-  methods?: string[];
-  variants: number;
-  /** output side in px (images resized to size×size); null keeps the stored size */
-  size: number | null;
-  seed: number;
-  workers: number;
-  splits: string[];
-  /** source rows per shard */
-  shardSize: number;
-  strict: boolean;
-  maxErrorRate: number;
-  corporaRoot: string;
-  dataRoot: string;
-  format: ImageFormat;
-  /** per-method params, e.g. { 'cf-random': { grid: '4x4' } } */
-  params: Record<string, Params>;
-  /** replace corpora made with another config */
-  force: boolean;
-  /** on resume, re-hash every image of every done shard and regenerate the shards with missing or modified files */
-  verify?: boolean;
-  /** images with more pixels are error rows, refused from the header (default DEFAULT_MAX_PIXELS) */
-  maxPixels?: number;
-  /** folder datasets: read files whose real path lies outside the dataset root (symbolic links) */
-  followSymlinks?: boolean;
-  /** seed of the dataset build (synthetic datasets), kept apart from the generation seed */
-  datasetSeed: number;
-  /** use this source manifest folder (its parent becomes the corpora folder) instead of ensureSourceManifest */
-  sourceDir?: string;
-  /** dataset root for sourceDir (default: the manifest's metadata.config.root) */
-  sourceRoot?: string;
-  progress?: Progress;
-  log?: (line: string) => void;
-  /** test hook: after each shard's done marker */
-  onShardDone?: (method: string, shard: number) => void | Promise<void>;
-}
-
-/**
- * Defaults for every option but the per-run ones. The roots are getters, read when the defaults are spread or used,
- * so they honour CFGEN_CORPORA_ROOT / CFGEN_DATA_ROOT as set at that moment (tests set them after import) and never
- * depend on the current folder.
- */
-export const GENERATE_DEFAULTS = {
-  dataset: 'synth-waterbirds', variants: 1, size: null, seed: 0, workers: 1, splits: ['train'], shardSize: 256,
-  strict: false, maxErrorRate: 0.05, format: 'png', force: false, datasetSeed: 0, verify: false, maxPixels: DEFAULT_MAX_PIXELS,
-  get corporaRoot(): string { return defaultRoot('corpora'); },
-  get dataRoot(): string { return defaultRoot('data'); },
-} as const satisfies Partial<GenerateOptions>;
-
-/** One method's corpus after a run. */
-export interface MethodSummary {
-  name: string;
-  dir: string;
-  corpusId: string;
-  counts: ShardCounts;
-  shards: number;
-  resumedShards: number;
-}
-
-/** What runGenerate did, and the exit status the CLI should return. */
-export interface GenerateSummary {
-  methods: MethodSummary[];
-  counts: ShardCounts;
-  /** source rows processed in this run (resumed shards excluded) */
-  rowsProcessed: number;
-  imagesWritten: number;
-  seconds: number;
-  errorRate: number;
-  exitCode: number;
-  exitReason: string | null;
-}
-
-interface MethodState {
-  m: InfillMethod;
-  plan: MethodPlan;
-  config: Record<string, unknown>;
-  configHash: string;
-  metadata: ManifestMetadata;
-  markers: (DoneMarker | null)[];
-  resumed: number;
-}
 
 /**
  * The methods of a run: the named ones (unknown or repeated names are a UserError), or with no names the default
@@ -195,10 +114,21 @@ function stageLines(log: (l: string) => void, everyMs = 5000): (done: number, to
   };
 }
 
+/**
+ * Generate (or resume) the corpora of a run. Sharded (`shardIndex/shardCount`, or a Slurm array / Kubernetes Indexed
+ * Job in the environment): write this worker's shards under per-shard claims, and finalize when they are the last
+ * (sharded.ts). Otherwise: lock every corpus folder, write every pending shard, finalize.
+ */
 export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummary> {
   const t0 = Date.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   validateOptions(opts);
+  const assignment = shardAssignment({ shardIndex: opts.shardIndex, shardCount: opts.shardCount }, opts.env ?? process.env);
+  if (assignment && opts.force) {
+    throw new UserError(`--force cannot be given to a sharded worker (${assignment.from}): one worker would empty the folder others are writing`, {
+      fix: 'replace the corpus first with one unsharded `generate … --force` (or remove its folder), then start the workers without --force',
+    });
+  }
   const methods = await resolveMethods(opts.methods);
   for (const name of Object.keys(opts.params)) {
     if (!methods.some((m) => m.name === name)) throw new UserError(`--param given for "${name}", which is not in --methods`, { fix: `methods in this run: ${methods.map((m) => m.name).join(', ')}` });
@@ -216,104 +146,63 @@ export async function runGenerate(opts: GenerateOptions): Promise<GenerateSummar
     }
   }
 
-  const source = await loadSource(opts, log);
-  const sourceDigest = source.digest;
-  const rows = source.rows.filter((r) => opts.splits.includes(r.split));
+  const loaded = await loadSource(opts, log);
+  const rows = loaded.rows.filter((r) => opts.splits.includes(r.split));
   if (!rows.length) {
-    const have = [...new Set(source.rows.map((r) => r.split))].join(', ') || 'none';
-    throw new UserError(`no source rows in split(s) ${opts.splits.join(', ')}`, { file: source.dir, fix: `choose --splits among: ${have}` });
+    const have = [...new Set(loaded.rows.map((r) => r.split))].join(', ') || 'none';
+    throw new UserError(`no source rows in split(s) ${opts.splits.join(', ')}`, { file: loaded.dir, fix: `choose --splits among: ${have}` });
   }
   const seenIds = new Set<string>();
   for (const r of rows) {
     // ids name the output files and seed the rngs: a duplicate would overwrite another image
-    if (seenIds.has(r.id)) throw new UserError(`source id "${r.id}" appears twice`, { file: source.dir, row: r.id, fix: 'rebuild the source manifest (make dataset); ids must be unique' });
+    if (seenIds.has(r.id)) throw new UserError(`source id "${r.id}" appears twice`, { file: loaded.dir, row: r.id, fix: 'rebuild the source manifest (make dataset); ids must be unique' });
     seenIds.add(r.id);
   }
+  const source: SourceInfo = { dir: loaded.dir, root: resolve(loaded.root), metadata: loaded.metadata, digest: loaded.digest };
   const base = dirname(resolve(source.dir));
+  const resolved: Resolved = { methods, parsed, source, rows, base, log, t0 };
+  if (assignment) return generateSharded(opts, resolved, assignment);
   // every corpus folder stays locked until its corpus.json is written: nothing below runs while another run writes
   const locks = await lockCorpora(methods.map((m) => ({ name: m.name, dir: join(base, m.name) })), log);
   try {
-    return await generateLocked(opts, { methods, parsed, source, rows, base, log, t0 });
+    return await generateLocked(opts, resolved);
   } finally {
     // releaseAll never throws, so it cannot replace an error on its way out
     await releaseAll(locks);
   }
 }
 
-/** What runGenerate has settled before it takes the corpus locks. */
-interface Resolved {
-  methods: InfillMethod[];
-  parsed: Map<string, Params>;
-  source: { dir: string; root: string; metadata: ManifestMetadata; digest: string };
-  rows: SourceRow[];
-  base: string;
-  log: (l: string) => void;
-  t0: number;
-}
-
-/**
- * The corpus config of method `m`: everything that decides its bytes. Keys that only some runs have (file hashes of
- * model methods, the plugin that registered the method, a raised pixel limit) are added only then, so the configs,
- * hence the corpus ids, of every other run stay what they were.
- */
-async function corpusConfig(m: InfillMethod, params: Params, variants: number, opts: GenerateOptions, source: Resolved['source']): Promise<Record<string, unknown>> {
-  const config: Record<string, unknown> = {
-    dataset: source.metadata.dataset, method: m.name, algorithm: m.algorithm ?? 1, kind: m.kind, params, variants, size: opts.size, seed: opts.seed,
-    splits: opts.splits, format: opts.format, shard_size: opts.shardSize, source_manifest: basename(source.dir),
-  };
-  if (m.fileHashes) config.files_sha256 = await m.fileHashes(params);
-  const origin = infillOrigin(m.name);
-  if (origin) config.plugin = await pluginRecord(origin);
-  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (maxPixels !== DEFAULT_MAX_PIXELS) config.max_pixels = maxPixels;
-  return config;
-}
-
-/**
- * The plugin module behind a registered method: its path (project-relative inside the repository, like other
- * recorded paths) and the SHA-256 of its source, so editing the plugin is a config change like editing a param.
- */
-async function pluginRecord(moduleUrl: string): Promise<{ module: string; sha256: string | null }> {
-  if (!moduleUrl.startsWith('file:')) return { module: moduleUrl, sha256: null };
-  const file = fileURLToPath(moduleUrl);
-  let sha256: string;
-  try {
-    sha256 = await sha256File(file);
-  } catch (e) {
-    throw new UserError(`cannot read the plugin that registered this method (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
-      file, fix: 'restore the plugin module (its source is hashed into the corpus config)',
-    });
-  }
-  return { module: recordedDatasetRoot(file), sha256 };
+/** Refuse to touch a corpus whose shards live sharded workers are writing (their claims are in its state folder). */
+async function refuseLiveClaims(dir: string, name: string, timing: ClaimTiming): Promise<void> {
+  const live = (await claimsIn(dir, timing)).find((c) => c.live);
+  if (live && live.holder !== 'unreadable') throw new LockHeldError(live.file, live.holder, `the ${name} corpus is being generated by sharded workers: a shard is claimed`);
 }
 
 /** runGenerate's work once every corpus folder of the run is locked. */
 async function generateLocked(opts: GenerateOptions, r: Resolved): Promise<GenerateSummary> {
   const { methods, parsed, source, rows, base, log, t0 } = r;
-  const sourceDigest = source.digest;
   const shards = planShards(rows.length, opts.shardSize);
-  const size = opts.size ? { width: opts.size, height: opts.size } : null;
-  const ctx: RunContext = { root: resolve(source.root), seed: opts.seed, size, format: opts.format, methods: {}, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const ctx = runContext(opts, source);
+  const timing = opts.claimTiming ?? claimTiming();
 
   const states: MethodState[] = [];
   for (const m of methods) {
     const params = parsed.get(m.name)!;
-    const variants = m.deterministic ? 1 : opts.variants;
     const dir = join(base, m.name);
-    const config = await corpusConfig(m, params, variants, opts, source);
-    const configHash = sha256Hex(stableStringify({ config, source_digest: sourceDigest, tool_version: TOOL_VERSION }));
-    const plan: MethodPlan = { name: m.name, params, variants, dir };
+    const corpus = await corpusPlan(m, params, opts, source, shards.length);
+    const plan: MethodPlan = { name: m.name, params, variants: corpus.config.variants as number, dir };
     ctx.methods[m.name] = plan;
-    const metadata: ManifestMetadata = {
-      format: MANIFEST_FORMAT, format_version: MANIFEST_FORMAT_VERSION, kind: 'corpus', dataset: source.metadata.dataset,
-      class_names: source.metadata.class_names, tool_version: TOOL_VERSION, seed: opts.seed, config, source_digest: sourceDigest,
-    };
+    await refuseLiveClaims(dir, m.name, timing);
     if (opts.force) await clearCorpusDir(dir, [CORPUS_LOCK]);
-    await checkSameConfig(dir, configHash, m.name);
+    await checkSameConfig(dir, corpus.config_hash, m.name);
+    const recorded = await readPlan(dir);
+    if (recorded && recorded.config_hash !== corpus.config_hash) {
+      throw new UserError(`${dir} holds an unfinished ${m.name} corpus generated with a different configuration`, { fix: 'pass --force to replace that corpus, or use another --corpora-root' });
+    }
     const markers: (DoneMarker | null)[] = [];
     let resumed = 0;
     for (const s of shards) {
-      const st = await shardState(dir, s.index, configHash, { rehash: opts.verify });
+      const st = await shardState(dir, s.index, corpus.config_hash, { rehash: opts.verify });
       if (st.state === 'other-config') {
         throw new UserError(`${dir} holds shards generated with a different configuration`, { fix: 'pass --force to replace that corpus, or use another --corpora-root' });
       }
@@ -322,146 +211,45 @@ async function generateLocked(opts: GenerateOptions, r: Resolved): Promise<Gener
       if (st.state === 'done') resumed++;
     }
     if (resumed < shards.length) {
-      // safe only because this run holds the corpus lock: no live run owns these temp files
+      // safe only because this run holds the corpus lock and no worker holds a claim: no live run owns these files
       const n = await removeTempFiles(dir);
       if (n) log(`${m.name}: removed ${n} temp file(s) left by an interrupted run`);
     }
-    states.push({ m, plan, config, configHash, metadata, markers, resumed });
+    await writePlan(dir, corpus);
+    states.push({ m, plan, corpus, markers, resumed });
   }
 
-  const donors = new DonorIndex(rows);
-  const pendingShards = shards.filter((s) => states.some((st) => !st.markers[s.index]));
-  const totalRows = pendingShards.reduce((a, s) => a + s.end - s.start, 0);
+  const pending = shards.filter((s) => states.some((st) => !st.markers[s.index]));
+  const totalRows = pending.reduce((a, s) => a + s.end - s.start, 0);
   const progress = opts.progress ?? createProgress();
-  const needsRunner = states.some((st) => st.m.mode === 'sync' && st.markers.some((x) => !x));
-  const runner = needsRunner ? await createRowRunner(opts.workers, ctx, pluginModules()) : null;
-  let imagesWritten = 0;
+  const work: ShardWork[] = pending.map((s) => ({ shard: s, states: states.filter((st) => !st.markers[s.index]) }));
   progress.start(totalRows, `generate ${source.metadata.dataset}`);
-  // at most two shards in flight: enough to keep the workers busy across a shard boundary, memory stays flat
-  const inFlight: Promise<void>[] = [];
+  let imagesWritten: number;
   try {
-    const rowLimit = pLimit(runner?.inflight ?? Math.max(1, opts.workers));
-    // batched (model) infills run one call at a time, in shard order: a model session is not shared concurrently
-    let batchTurn: Promise<void> = Promise.resolve();
-    for (const s of pendingShards) {
-      const todo = states.filter((st) => !st.markers[s.index]);
-      const syncNames = todo.filter((st) => st.m.mode === 'sync').map((st) => st.m.name);
-      const slice = rows.slice(s.start, s.end);
-      const myTurn = batchTurn;
-      let endTurn!: () => void;
-      batchTurn = new Promise<void>((resolve) => { endTurn = resolve; });
-      const job = (async () => {
-        const perMethodRows = new Map<string, CorpusRow[]>(todo.map((st) => [st.m.name, []]));
-        const perMethodFiles = new Map<string, WrittenFile[]>(todo.map((st) => [st.m.name, []]));
-        try {
-          if (syncNames.length) {
-            const results: RowResult[] = await Promise.all(slice.map((row, k) => rowLimit(async () => {
-              const r = await runner!.run(makeJob(s.start + k, row, syncNames, states, donors, opts.seed));
-              progress.tick();
-              return r;
-            })));
-            for (const r of results) {
-              for (const name of syncNames) {
-                perMethodRows.get(name)!.push(...r.rows[name]);
-                perMethodFiles.get(name)!.push(...r.files[name]);
-              }
-            }
-          }
-          await myTurn;
-          for (const st of todo) {
-            if (st.m.mode !== 'batch') continue;
-            const got = await processBatchShard(st.m, st.plan, slice.map((row, k) => ({ index: s.start + k, row })), ctx, opts.workers, () => { if (!syncNames.length) progress.tick(); });
-            perMethodRows.set(st.m.name, got.rows);
-            perMethodFiles.set(st.m.name, got.files);
-          }
-        } finally {
-          // also when this shard failed: the next shard's batch call must not wait for a turn that never ends
-          endTurn();
-        }
-        for (const st of todo) {
-          const files = perMethodFiles.get(st.m.name)!;
-          imagesWritten += files.length;
-          st.markers[s.index] = await writeShard(st.plan.dir, s.index, st.metadata, perMethodRows.get(st.m.name)!, files, st.configHash);
-          await opts.onShardDone?.(st.m.name, s.index);
-        }
-      })();
-      job.catch(() => {}); // a failure surfaces when it is awaited below, never as an unhandled rejection
-      inFlight.push(job);
-      if (inFlight.length >= 2) await inFlight.shift();
-    }
-    await Promise.all(inFlight);
-  } catch (e) {
-    // the other shard in flight may still be writing: let it stop before the locks are released, so no file of
-    // this run is written after another run may have started on the corpus
-    await Promise.allSettled(inFlight);
-    throw e;
+    imagesWritten = await processShards(iterate(work), {
+      workers: opts.workers, seed: opts.seed, ctx, rows, donors: new DonorIndex(rows), methods, progress, log, onShardDone: opts.onShardDone,
+      needsRunner: states.some((st) => st.m.mode === 'sync' && st.markers.some((x) => !x)),
+    });
   } finally {
     progress.stop();
-    // cleanup failures (a worker that will not terminate, a model session that fails to close) must not replace
-    // the error that stopped the run, and must not go unnoticed after a run that succeeded
-    const cleanup = await Promise.allSettled([runner?.close(), ...methods.map((m) => (m.mode === 'batch' ? m.close?.() : undefined))]);
-    const bad = cleanup.find((c): c is PromiseRejectedResult => c.status === 'rejected');
-    if (bad) log(`warning: cleanup after the run failed: ${(bad.reason as Error)?.message ?? String(bad.reason)}`);
   }
 
   const summaries: MethodSummary[] = [];
   const total: ShardCounts = { ok: 0, skipped: 0, error: 0 };
   for (const st of states) {
-    const markers = st.markers as DoneMarker[];
-    // marker counts were recomputed from (resumed) or written from (new) the shard's rows: never taken on trust
-    const counts: ShardCounts = { ok: 0, skipped: 0, error: 0 };
-    for (const mk of markers) for (const k of ['ok', 'skipped', 'error'] as const) counts[k] += mk.counts[k];
-    for (const k of ['ok', 'skipped', 'error'] as const) total[k] += counts[k];
-    const corpusId = corpusIdOf(TOOL_VERSION, st.config, sourceDigest, markers.map((mk) => mk.content_hash));
-    await stampShards(st.plan.dir, markers.length, { ...st.metadata, corpus_id: corpusId });
-    await writeJsonAtomic(join(st.plan.dir, 'corpus.json'), {
-      corpus_id: corpusId, tool_version: TOOL_VERSION, dataset: source.metadata.dataset, method: st.m.method, name: st.m.name,
-      kind: st.m.kind, config: st.config, config_hash: st.configHash, source_digest: sourceDigest, shards: markers.length,
-      counts, files: counts.ok,
-    });
-    summaries.push({ name: st.m.name, dir: st.plan.dir, corpusId, counts, shards: markers.length, resumedShards: st.resumed });
-  }
-  const items = total.ok + total.skipped + total.error;
-  const errorRate = items ? total.error / items : 0;
-  let exitCode = 0;
-  let exitReason: string | null = null;
-  if (opts.strict && total.error > 0) { exitCode = 1; exitReason = `--strict: ${total.error} error row(s)`; }
-  else if (errorRate > opts.maxErrorRate) { exitCode = 1; exitReason = `error rate ${(errorRate * 100).toFixed(2)}% exceeds --max-error-rate ${(opts.maxErrorRate * 100).toFixed(2)}%`; }
-  return {
-    methods: summaries, counts: total, rowsProcessed: totalRows, imagesWritten, seconds: (Date.now() - t0) / 1000,
-    errorRate, exitCode, exitReason,
-  };
-}
-
-function makeJob(index: number, row: SourceRow, names: string[], states: MethodState[], donors: DonorIndex, seed: number): RowJob {
-  const job: RowJob = { index, row, methods: names, donors: {} };
-  for (const st of states) {
-    if (!names.includes(st.m.name) || !st.m.donors) continue;
-    const n = st.m.donors.count(st.plan.params);
-    if (n <= 0) continue;
-    const perVariant: SourceRow[][] = [];
-    for (let v = 0; v < st.plan.variants; v++) {
-      perVariant.push(donors.candidates(row, n + st.m.donors.spares, st.m.donors.otherClass, seed, st.m.name, v));
+    const res = await finalizeLocked(st.plan.dir, st.corpus, { timing, log, known: st.markers as DoneMarker[] });
+    if (res.state !== 'done') {
+      throw new UserError(`${st.m.name}: cannot finalize: ${res.state === 'busy' ? res.why : res.why.join('; ')}`, { file: st.plan.dir, fix: 'run the same command again' });
     }
-    job.donors[st.m.name] = perVariant;
+    addCounts(total, res.counts);
+    summaries.push({ name: st.m.name, dir: st.plan.dir, corpusId: res.corpusId, counts: res.counts, shards: res.shards, resumedShards: st.resumed });
   }
-  return job;
+  return { methods: summaries, counts: total, rowsProcessed: totalRows, imagesWritten, seconds: (Date.now() - t0) / 1000, ...exitStatus(opts, total) };
 }
 
-async function checkSameConfig(dir: string, configHash: string, name: string): Promise<void> {
-  let old: { config_hash?: string };
-  try {
-    old = JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8'));
-  } catch {
-    await mkdir(dir, { recursive: true });
-    return;
-  }
-  if (old.config_hash !== configHash) {
-    throw new UserError(`${dir} already holds a ${name} corpus generated with a different configuration`, {
-      file: join(dir, 'corpus.json'),
-      fix: 'pass --force to replace it, or use another --corpora-root',
-    });
-  }
+/** A list of work items as the async iterable processShards takes. */
+async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
 }
 
 function validateOptions(o: GenerateOptions): void {

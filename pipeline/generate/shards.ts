@@ -1,17 +1,19 @@
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import {
-  METADATA_KEY, encodeManifest, openManifest, sha256Hex, shardName, stableStringify, writeFileAtomic, writeJsonAtomic,
-  type CorpusRow, type ManifestMetadata,
+  CORPUS_LAYOUT, METADATA_KEY, columnsFor, corpusPartPath, doneMarkerPath, encodeManifest, legacyDoneMarkerPath, openManifest,
+  readDoneMarkerText, sha256Hex, stableStringify, writeFileAtomic, writeJsonAtomic, type CorpusRow, type EvalRow, type ManifestKind,
+  type ManifestMetadata,
 } from '../../manifests/index.ts';
 import type { WrittenFile } from './item.ts';
 
 /**
- * Corpus shards on disk: `<corpus>/manifest/part-NNNNN.arrow`, then its `part-NNNNN.done` marker, written last.
- * A shard counts as done only when the marker exists, was written for the same content config, the part's rows
- * hash to the marker's content hash and every image file has the size the marker recorded. Anything less and the
- * shard is generated again, which is safe because every byte of it is a function of the config.
+ * Corpus shards on disk: `<corpus>/manifest/part-NNNNN.arrow`, then its done marker `<corpus>/state/part-NNNNN.done`,
+ * written last. A shard counts as done only when the marker exists, was written for the same content config, the
+ * part has every column of its kind, its rows hash to the marker's content hash and every image file has the size
+ * the marker recorded. Anything less and the shard is generated again, which is safe because every byte of it is a
+ * function of the config.
  */
 
 /** The `format` of a done marker, so a stray JSON file is never taken for one. */
@@ -52,9 +54,11 @@ export function planShards(rows: number, shardSize: number): ShardSlice[] {
 }
 
 /** The manifest part of shard `shard` of the corpus in `dir`. */
-export const partPath = (dir: string, shard: number) => join(dir, 'manifest', shardName('part', shard));
-/** The done marker of shard `shard` (written after its part). */
-export const donePath = (dir: string, shard: number) => partPath(dir, shard).replace(/\.arrow$/, '.done');
+export const partPath = corpusPartPath;
+/** The done marker of shard `shard` (written after its part), in `<dir>/state/`. */
+export const donePath = doneMarkerPath;
+/** The generation-state folder of a corpus: done markers, shard claims, the plan (never read by consumers). */
+export const stateDir = (dir: string): string => join(dir, CORPUS_LAYOUT.state);
 
 /** SHA-256 of the rows' canonical JSON: what a done marker and the corpus id record. */
 export function rowsContentHash(rows: readonly CorpusRow[]): string {
@@ -74,6 +78,16 @@ export async function readShardRows(path: string): Promise<CorpusRow[]> {
   const rows: CorpusRow[] = [];
   for await (const r of m.rows()) rows.push(r);
   return rows;
+}
+
+/** The columns of its kind that a part lacks (it was written by an older cfgen, before they were added). */
+async function missingColumns(path: string): Promise<string[]> {
+  const bytes = await readFile(path);
+  const reader = arrow.RecordBatchReader.from(bytes);
+  reader.open();
+  const meta = JSON.parse(reader.schema.metadata.get(METADATA_KEY) ?? '{}') as { kind?: ManifestKind };
+  const have = new Set(reader.schema.fields.map((f) => f.name));
+  return columnsFor(meta.kind ?? 'corpus').map((c) => c.name).filter((n) => !have.has(n));
 }
 
 /** A shard on disk: done for this config, missing, stale (regenerate it), or made by another config (refuse). */
@@ -96,14 +110,18 @@ const sameCounts = (a: ShardCounts, b: Partial<ShardCounts> | undefined) => !!b 
 export async function shardState(dir: string, index: number, configHash: string, check: ShardCheck = {}): Promise<ShardState> {
   let marker: DoneMarker;
   try {
-    marker = JSON.parse(await readFile(donePath(dir, index), 'utf8')) as DoneMarker;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? { state: 'missing' } : { state: 'stale', why: 'unreadable done marker' };
+    const found = await readDoneMarkerText(dir, index);
+    if (!found) return { state: 'missing' };
+    marker = JSON.parse(found.text) as DoneMarker;
+  } catch {
+    return { state: 'stale', why: 'unreadable done marker' };
   }
   if (!marker || marker.format !== DONE_FORMAT) return { state: 'stale', why: 'not a done marker' };
   if (marker.config_hash !== configHash) return { state: 'other-config' };
   let rows: CorpusRow[];
   try {
+    const missing = await missingColumns(partPath(dir, index));
+    if (missing.length) return { state: 'stale', why: `written by an older cfgen, without the column(s) ${missing.join(', ')}` };
     rows = await readShardRows(partPath(dir, index));
   } catch {
     return { state: 'stale', why: 'manifest part missing or unreadable' };
@@ -139,14 +157,73 @@ export async function writeShard(
   dir: string, index: number, metadata: ManifestMetadata, rows: CorpusRow[], files: WrittenFile[], configHash: string,
 ): Promise<DoneMarker> {
   await writeFileAtomic(partPath(dir, index), encodeManifest('corpus', metadata, rows));
+  return writeDoneMarker(dir, index, rows, files, configHash);
+}
+
+/**
+ * Write shard `index`'s done marker (after its part) into `state/`, and drop a marker an older cfgen left beside the
+ * part, so `manifest/` ends up holding only Arrow files.
+ */
+export async function writeDoneMarker(
+  dir: string, index: number, rows: readonly (CorpusRow | EvalRow)[], files: readonly WrittenFile[], configHash: string,
+): Promise<DoneMarker> {
   const fileSizes: Record<string, number> = {};
   for (const f of files) fileSizes[f.path] = f.size;
+  // countRows/rowsContentHash only read `status` and the canonical JSON, which eval rows have like corpus rows
   const marker: DoneMarker = {
     format: DONE_FORMAT, shard: index, rows: rows.length, config_hash: configHash,
-    content_hash: rowsContentHash(rows), counts: countRows(rows), files: fileSizes,
+    content_hash: rowsContentHash(rows as CorpusRow[]), counts: countRows(rows as CorpusRow[]), files: fileSizes,
   };
   await writeJsonAtomic(donePath(dir, index), marker);
+  await rm(legacyDoneMarkerPath(dir, index), { force: true });
   return marker;
+}
+
+/**
+ * Remove manifest parts (and their done markers) numbered `shards` or above: left by another generation of the
+ * folder, they would make readers refuse the corpus as a mix. Call it only while holding the corpus lock (finalize).
+ */
+export async function removeExtraParts(dir: string, shards: number): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(join(dir, CORPUS_LAYOUT.manifest));
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names.sort()) {
+    const m = /^part-(\d+)\.(arrow|done)$/.exec(n);
+    if (!m || Number(m[1]) < shards) continue;
+    await rm(join(dir, CORPUS_LAYOUT.manifest, n), { force: true });
+    await rm(donePath(dir, Number(m[1])), { force: true });
+    removed.push(n);
+  }
+  return removed;
+}
+
+/**
+ * Move the done markers of shards [0, shards) that an older cfgen wrote beside the parts into `state/` (or drop
+ * them where `state/` already has one). Call it only while holding the corpus lock (finalize).
+ */
+export async function moveLegacyMarkers(dir: string, shards: number): Promise<number> {
+  let moved = 0;
+  for (let i = 0; i < shards; i++) {
+    const old = legacyDoneMarkerPath(dir, i);
+    try {
+      await stat(old);
+    } catch {
+      continue;
+    }
+    try {
+      await stat(donePath(dir, i));
+      await rm(old, { force: true });
+    } catch {
+      await mkdir(stateDir(dir), { recursive: true });
+      await rename(old, donePath(dir, i));
+    }
+    moved++;
+  }
+  return moved;
 }
 
 /**

@@ -39,6 +39,12 @@ function parseShuffle(name: string) {
   };
 }
 
+/**
+ * The output version of the tiling methods: `mode=strip` changed output when the strip rule moved from area to run
+ * length (2, as cf-tile-strip); the default `maxrect` never changed (1), so default-mode corpus ids stay as they were.
+ */
+const tileAlgorithm = (p: Params): number => (p.mode === 'strip' ? 2 : 1);
+
 function parseTile(name: string, mode: TileMode) {
   return (raw: Params): Params => {
     checkKeys(name, raw, ['mode']);
@@ -79,6 +85,7 @@ const BUILTINS: InfillMethod[] = [
     name: 'cf-tile', method: 'tile', kind: 'cf', maskKind: 'box', mode: 'sync', deterministic: true,
     description: 'box hole filled by tiling the largest background rectangle (Algorithm 1; mode=strip: authors\' code)',
     defaults: { mode: 'maxrect' },
+    algorithm: tileAlgorithm,
     parseParams: parseTile('cf-tile', 'maxrect'),
     apply: (img, region, _rng, p) => tileInfill(img, region, p.mode as TileMode),
   },
@@ -110,6 +117,7 @@ const BUILTINS: InfillMethod[] = [
     name: 'f-mixed-rand', method: 'mixed-rand', kind: 'f', maskKind: 'seg', mode: 'sync', deterministic: false,
     description: 'background replaced by the tiled background of a seeded image of another class, same split',
     defaults: { mode: 'maxrect' },
+    algorithm: tileAlgorithm,
     parseParams: parseTile('f-mixed-rand', 'maxrect'),
     donors: {
       count: () => 1, otherClass: true, spares: 7,

@@ -68,11 +68,12 @@ interface InfillBase {
   /** true when the output does not depend on the rng: the pipeline then writes one variant only */
   deterministic: boolean;
   /**
-   * Output version of the algorithm (default 1). It is part of the corpus config, so bump it whenever the same
-   * inputs and seed would give other bytes: resume and corpus ids then refuse corpora written by the old code
-   * instead of silently mixing the two.
+   * Output version of the algorithm (default 1), or a function of the parsed params when only some settings changed
+   * output (cf-tile: `mode=strip` is 2, the default mode stays 1). It is part of the corpus config, so bump it
+   * whenever the same inputs and seed would give other bytes: resume and corpus ids then refuse corpora written by
+   * the old code instead of silently mixing the two. Read it through `algorithmOf(method, params)`.
    */
-  algorithm?: number;
+  algorithm?: number | ((params: Params) => number);
   donors?: DonorSpec;
   /**
    * SHA-256 of every file outside `params` that decides the output bytes (model weights, model card), keyed by what
@@ -116,3 +117,8 @@ export interface BatchInfill extends InfillBase {
 }
 
 export type InfillMethod = SyncInfill | BatchInfill;
+
+/** The `algorithm` version of `m` for these (parsed) params: a number, the function's answer, or 1 when unset. */
+export function algorithmOf(m: { algorithm?: InfillMethod['algorithm'] }, params: Params): number {
+  return typeof m.algorithm === 'function' ? m.algorithm(params) : m.algorithm ?? 1;
+}

@@ -1,16 +1,17 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import {
   MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, TOOL_VERSION, UserError, manifestDigest, readSourceManifest, sha256Hex,
   stableStringify, writeJsonAtomic, type EvalRow, type ManifestMetadata, type SourceRow,
 } from '../../manifests/index.ts';
-import { datasetRootOf, defaultRoot } from '../../common/paths.ts';
+import { datasetRootOf, defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
 import type { ImageFormat } from '../decode.ts';
 import { createProgress, type Progress } from '../generate/progress.ts';
 import {
-  corpusIdOf, partPath, planShards, readShardRows, removeTempFiles, shardState, type DoneMarker, type ShardCounts,
+  clearCorpusDir, corpusIdOf, moveLegacyMarkers, partPath, planShards, readShardRows, removeTempFiles, shardState, type DoneMarker, type ShardCounts,
 } from '../generate/shards.ts';
+import { CORPUS_LOCK, lockCorpora, releaseAll } from '../generate/locks.ts';
 import type { WrittenFile } from '../generate/item.ts';
 import { processStressRow, type StressContext } from './item.ts';
 import { StressPairing, detectAttribute, type SpuriousAttribute } from './pairing.ts';
@@ -19,7 +20,7 @@ import { STRESS_VARIANTS, type StressVariant } from './variants.ts';
 
 /**
  * `stress-test`: IN-9-style evaluation variants of a dataset's test images, written as one eval corpus
- *   <corpora>/<dataset>/stress-test/{images/<variant>/…, manifest/part-NNNNN.arrow + .done, corpus.json}
+ *   <corpora>/<dataset>/stress-test/{images/<variant>/…, manifest/part-NNNNN.arrow, state/part-NNNNN.done, corpus.json}
  * deterministic (donor draws from rngFor(seed, source_id, 'stress-test', variant, 'donors'); no other randomness),
  * resumable (the generator's fixed shards and done markers) and checked by `verify` like any corpus.
  */
@@ -109,8 +110,9 @@ export function defaultStressSplits(rows: readonly SourceRow[]): string[] {
   return [...new Set(rows.map((r) => r.split))].filter((s) => !NOT_TEST.has(s));
 }
 
+/** Called holding the corpus lock: --force empties the folder but for that lock (the folder itself stays). */
 async function checkSameConfig(dir: string, configHash: string, force: boolean): Promise<void> {
-  if (force) await rm(dir, { recursive: true, force: true });
+  if (force) await clearCorpusDir(dir, [CORPUS_LOCK]);
   let old: { config_hash?: string } | null = null;
   try { old = JSON.parse(await readFile(join(dir, 'corpus.json'), 'utf8')); } catch { /* none yet */ }
   if (old && old.config_hash !== configHash) {
@@ -143,6 +145,22 @@ export async function runStressTest(o: StressOptions): Promise<StressSummary> {
   }
   const sourceDigest = await manifestDigest(source.dir, 'source');
   const dir = join(dirname(resolve(source.dir)), STRESS_FOLDER);
+  // the stress corpus is locked like any corpus for the whole run: --force's clearing and the temp-file sweep below
+  // would otherwise delete a live run's files
+  const locks = await lockCorpora([{ name: STRESS_FOLDER, dir }], log);
+  try {
+    return await stressLocked(o, { source, rows, splits, variants, attribute, sourceDigest, dir, log, t0 });
+  } finally {
+    await releaseAll(locks);
+  }
+}
+
+/** runStressTest's work once the stress corpus folder is locked. */
+async function stressLocked(o: StressOptions, r: {
+  source: { dir: string; root: string; metadata: ManifestMetadata }; rows: SourceRow[]; splits: string[]; variants: StressVariant[];
+  attribute: SpuriousAttribute | null; sourceDigest: string; dir: string; log: (l: string) => void; t0: number;
+}): Promise<StressSummary> {
+  const { source, rows, splits, variants, attribute, sourceDigest, dir, log, t0 } = r;
   const config = {
     dataset: source.metadata.dataset, method: STRESS_FOLDER, algorithm: STRESS_ALGORITHM, kind: 'eval', variants, attribute,
     size: o.size, seed: o.seed, splits, format: o.format, shard_size: o.shardSize, candidates: o.candidates, tile: 'maxrect',
@@ -152,6 +170,7 @@ export async function runStressTest(o: StressOptions): Promise<StressSummary> {
   const metadata: ManifestMetadata = {
     format: MANIFEST_FORMAT, format_version: MANIFEST_FORMAT_VERSION, kind: 'eval', dataset: source.metadata.dataset,
     class_names: source.metadata.class_names, tool_version: TOOL_VERSION, seed: o.seed, config, source_digest: sourceDigest,
+    dataset_root: recordedDatasetRoot(source.root),
   };
   await checkSameConfig(dir, configHash, o.force);
 
@@ -165,6 +184,7 @@ export async function runStressTest(o: StressOptions): Promise<StressSummary> {
   }
   const resumed = markers.filter(Boolean).length;
   if (resumed < shards.length) {
+    // safe only under the corpus lock: no live run owns these temp files
     const n = await removeTempFiles(dir);
     if (n) log(`stress-test: removed ${n} temp file(s) left by an interrupted run`);
   }
@@ -200,13 +220,15 @@ export async function runStressTest(o: StressOptions): Promise<StressSummary> {
   const done = markers as DoneMarker[];
   const counts: ShardCounts = { ok: 0, skipped: 0, error: 0 };
   for (const mk of done) for (const k of ['ok', 'skipped', 'error'] as const) counts[k] += mk.counts[k];
-  const corpusId = corpusIdOf(TOOL_VERSION, config, sourceDigest, done.map((mk) => mk.content_hash));
+  const hashes = done.map((mk) => mk.content_hash);
+  const corpusId = corpusIdOf(TOOL_VERSION, config, sourceDigest, hashes);
+  await moveLegacyMarkers(dir, done.length);
   await stampEvalShards(dir, done.length, { ...metadata, corpus_id: corpusId });
   const perVariant = await countByVariant(dir, done.length);
   await writeJsonAtomic(join(dir, 'corpus.json'), {
     corpus_id: corpusId, tool_version: TOOL_VERSION, dataset: source.metadata.dataset, method: STRESS_FOLDER, name: STRESS_FOLDER,
     kind: 'eval', config, config_hash: configHash, source_digest: sourceDigest, shards: done.length, counts, files: counts.ok,
-    variants: perVariant,
+    variants: perVariant, shard_hashes: hashes, dataset_root: metadata.dataset_root,
   });
   return {
     dir, corpusId, splits, variants, attribute, counts, perVariant, shards: done.length, resumedShards: resumed, rowsProcessed,

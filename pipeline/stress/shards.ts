@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as arrow from 'apache-arrow';
-import {
-  METADATA_KEY, encodeManifest, stableStringify, writeFileAtomic, writeJsonAtomic, type EvalRow, type ManifestMetadata,
-} from '../../manifests/index.ts';
-import { DONE_FORMAT, countRows, donePath, partPath, readShardRows, rowsContentHash, type DoneMarker } from '../generate/shards.ts';
+import { METADATA_KEY, encodeManifest, stableStringify, writeFileAtomic, type EvalRow, type ManifestMetadata } from '../../manifests/index.ts';
+import { partPath, readShardRows, writeDoneMarker, type DoneMarker } from '../generate/shards.ts';
 import type { WrittenFile } from '../generate/item.ts';
 
 /**
@@ -13,20 +11,12 @@ import type { WrittenFile } from '../generate/item.ts';
  * corpus rows, these are eval rows.
  */
 
-/** Write a finished eval shard: the part (no corpus_id yet), then its done marker, last. */
+/** Write a finished eval shard: the part (no corpus_id yet), then its done marker (in `state/`), last. */
 export async function writeEvalShard(
   dir: string, index: number, metadata: ManifestMetadata, rows: EvalRow[], files: WrittenFile[], configHash: string,
 ): Promise<DoneMarker> {
   await writeFileAtomic(partPath(dir, index), encodeManifest('eval', metadata, rows));
-  const sizes: Record<string, number> = {};
-  for (const f of files) sizes[f.path] = f.size;
-  const marker: DoneMarker = {
-    // countRows/rowsContentHash only read `status` and the canonical JSON, which eval rows have like corpus rows
-    format: DONE_FORMAT, shard: index, rows: rows.length, config_hash: configHash,
-    content_hash: rowsContentHash(rows as never), counts: countRows(rows as never), files: sizes,
-  };
-  await writeJsonAtomic(donePath(dir, index), marker);
-  return marker;
+  return writeDoneMarker(dir, index, rows, files, configHash);
 }
 
 /** Re-stamp every part with the final metadata (corpus_id included); parts already stamped are left alone. */

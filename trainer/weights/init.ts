@@ -65,6 +65,6 @@ export async function initWeights(model: Model, init: string, log: (l: string) =
     const v = values.get(name);
     if (v) tf.tidy(() => model.variables[i].assign(tf.tensor(v, model.variables[i].shape, 'float32')));
   });
-  log(`initialised from ${f.file} (${f.format === 'bit-npz' ? 'BiT .npz' : 'timm .safetensors'}, ${model.config.name}, weight-standardisation eps ${model.config.wsEps}): ${values.size}/${model.paramNames.length} parameters loaded`
+  log(`initialised from ${f.file} (${f.format === 'bit-npz' ? 'BiT .npz' : 'timm .safetensors'}, ${model.config.name}, weight-standardisation eps ${model.config.wsEps ?? 1e-10}): ${values.size}/${model.paramNames.length} parameters loaded`
     + (headReplaced ? `; head replaced: the file's has ${p.headClasses ?? 'no'} classes, this run ${model.config.numClasses} (fresh zero-initialised head)` : ''));
 }

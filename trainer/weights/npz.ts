@@ -13,6 +13,11 @@ import { NpyFormatError, parseNpy, parseNpyHeader, type NpyArray } from './npy.t
  * only (empty values), reading each entry's first bytes; the entry's size is still checked against its header.
  */
 export async function readNpz(file: string, opts: { headersOnly?: boolean } = {}): Promise<Map<string, NpyArray>> {
+  return (await readNpzFile(file, opts)).arrays;
+}
+
+/** readNpz, plus the zip's archive comment ('' when none; our exports keep their model config there, cfgen-meta.ts). */
+export async function readNpzFile(file: string, opts: { headersOnly?: boolean } = {}): Promise<{ arrays: Map<string, NpyArray>; comment: string }> {
   let zip: yauzl.ZipFile;
   try {
     zip = await yauzl.openPromise(file, { autoClose: true, strictFileNames: false });
@@ -46,7 +51,7 @@ export async function readNpz(file: string, opts: { headersOnly?: boolean } = {}
     });
   }
   if (out.size === 0) throw new UserError('the .npz holds no arrays', { file, fix: 'point --init at a BiT .npz such as BiT-M-R50x1.npz' });
-  return out;
+  return { arrays: out, comment: typeof zip.comment === 'string' ? zip.comment : '' };
 }
 
 /** The first bytes of an entry: the .npy magic, version, header length and header (then the rest is not read). */

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { UserError } from '../../manifests/errors.ts';
 import { parameterSpecs, HEAD_BIAS, HEAD_KERNEL, type ModelConfig } from '../model-config.ts';
 import { inferArchitecture, timmToOurs, type FileArchitecture, type NamedWeight } from './bit-names.ts';
-import { readNpz } from './npz.ts';
-import { readSafetensors } from './safetensors.ts';
+import { applyModelMeta, metadataFromComment } from './cfgen-meta.ts';
+import { readNpzFile } from './npz.ts';
+import { readSafetensorsFile } from './safetensors.ts';
 
 /**
  * Pretrained weights read straight from the files users download (docs/pretrained.md): Google's BiT `.npz` and
@@ -16,6 +17,9 @@ import { readSafetensors } from './safetensors.ts';
  * bit_tf2 StandardizedConv2D), timm's BiT models 1e-8 (`partial(StdConv2d, eps=1e-8)` in resnetv2.py); GroupNorm
  * ε is 1e-5 in both. Padding: both pad convs symmetrically by (k−1)/2 and the root pool by a zero pad of 1 then a
  * 'valid' 3×3/2 max-pool (timm's stem_type 'fixed'), which is what our model does.
+ *
+ * Files written by `cfgen export-weights` (export.ts) also carry our model config in metadata (cfgen-meta.ts); it
+ * replaces the assumptions above, checked against the tensors, so any of our presets round-trips.
  */
 
 export type PretrainedFormat = 'bit-npz' | 'timm-safetensors';
@@ -57,13 +61,18 @@ export async function readPretrained(file: string, format: PretrainedFormat, opt
     if (prev) throw new UserError(`tensors ${prev.fileName} and ${w.fileName} both map to ${w.name}`, { file, fix: 'the file mixes two namings; download it again' });
     weights.set(w.name, w);
   };
+  let metadata: Record<string, string> | null = null;
   if (format === 'bit-npz') {
-    for (const [name, a] of await readNpz(file, { headersOnly: opts.shapesOnly })) {
+    const { arrays, comment } = await readNpzFile(file, { headersOnly: opts.shapesOnly });
+    metadata = metadataFromComment(comment);
+    for (const [name, a] of arrays) {
       if (!/^resnet\//.test(name)) { unknown.push(`${name} [${a.shape.join(', ')}]`); continue; }
       add({ name, fileName: name, shape: a.shape, values: a.values });
     }
   } else {
-    for (const [name, t] of await readSafetensors(file, { headersOnly: opts.shapesOnly })) {
+    const { tensors, metadata: m } = await readSafetensorsFile(file, { headersOnly: opts.shapesOnly });
+    metadata = m;
+    for (const [name, t] of tensors) {
       const w = timmToOurs(name, t.shape, t.values);
       if (w === null) unknown.push(`${name} [${t.shape.join(', ')}]`);
       else add(w);
@@ -77,7 +86,8 @@ export async function readPretrained(file: string, format: PretrainedFormat, opt
   }
   let arch: FileArchitecture;
   try {
-    arch = inferArchitecture(new Map([...weights].map(([n, w]) => [n, w.shape])), EPS[format]);
+    // a file we exported records the config the tensors cannot tell (root pool, groups, ε): cfgen-meta.ts
+    arch = applyModelMeta(inferArchitecture(new Map([...weights].map(([n, w]) => [n, w.shape])), EPS[format]), metadata);
   } catch (e) {
     throw new UserError((e as Error).message, { file, fix: fixFor });
   }

@@ -31,6 +31,11 @@ function decode(bytes: Uint8Array, dtype: string, n: number): Float32Array {
  * `headersOnly`: shapes only (empty values), from the JSON header; offsets are still checked against the file size.
  */
 export async function readSafetensors(file: string, opts: { headersOnly?: boolean } = {}): Promise<Map<string, SafeTensor>> {
+  return (await readSafetensorsFile(file, opts)).tensors;
+}
+
+/** readSafetensors, plus the header's `__metadata__` strings (our exports keep their model config there, cfgen-meta.ts). */
+export async function readSafetensorsFile(file: string, opts: { headersOnly?: boolean } = {}): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
   const bad = (msg: string): never => { throw new UserError(msg, { file, fix: 'download model.safetensors again: it is truncated or corrupt' }); };
   let fh;
   try {
@@ -47,6 +52,7 @@ export async function readSafetensors(file: string, opts: { headersOnly?: boolea
     const hb = Buffer.alloc(headerLen);
     await fh.read(hb, 0, headerLen, 8);
     let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    let metadata: Record<string, string> = {};
     try {
       header = JSON.parse(hb.toString('utf8'));
     } catch (e) {
@@ -55,7 +61,11 @@ export async function readSafetensors(file: string, opts: { headersOnly?: boolea
     const dataStart = 8 + headerLen;
     const out = new Map<string, SafeTensor>();
     for (const [name, t] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
+      if (name === '__metadata__') {
+        // the format allows only string values here; anything else is ignored rather than trusted
+        if (t && typeof t === 'object') metadata = Object.fromEntries(Object.entries(t).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+        continue;
+      }
       const bpe = SIZES[t?.dtype];
       if (!bpe) bad(`tensor ${name}: dtype ${t?.dtype} is not a float type we read (F32, F16, BF16, F64)`);
       const n = (t.shape ?? []).reduce((a, b) => a * b, 1);
@@ -68,7 +78,7 @@ export async function readSafetensors(file: string, opts: { headersOnly?: boolea
       out.set(name, { shape: [...t.shape], values: decode(bytes, t.dtype, n), dtype: t.dtype });
     }
     if (out.size === 0) bad('the file holds no tensors');
-    return out;
+    return { tensors: out, metadata };
   } finally {
     await fh.close();
   }
