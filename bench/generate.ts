@@ -1,8 +1,8 @@
 /**
  * Generation throughput: images/s per method on 224 px images, as a ratio to bare sharp decode + PNG encode + atomic
  * write of the same images at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up. The first
- * method also runs without the mask cache and with a cold one (pipeline/generate/mask-cache.ts); every single-method
- * row after that reads a warm cache, as every generate job after a dataset's first does.
+ * method also runs with a cold mask cache (pipeline/generate/mask-cache.ts); every method row after that reads a warm
+ * cache, as every generate job after a dataset's first does, and is measured again right after without the cache.
  * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder: needs nothing else.
  *
  *   npx tsx bench/generate.ts [--images 300] [--size 224] [--methods cf-grey,...] [--workers 1,2] [--repeat 1]
@@ -141,25 +141,33 @@ async function main(): Promise<void> {
     delete process.env[MASK_CACHE_ENV];
     return measure(s.imagesWritten, t0, c0);
   };
-  const row = async (label: string, methods: string[], cache: 'warm' | 'cold' | 'off'): Promise<void> => {
-    const r: Record<number, Measure> = {};
-    for (const w of WORKERS) r[w] = await best(() => timed(methods, w, cache));
-    lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], base[w])), speedUp(r)]);
+  /**
+   * One table row. With `againWithout`, each measurement is followed by the same run without the mask cache, so
+   * the two are taken minutes apart at most (on a shared machine, rows measured far apart differ by more than that).
+   */
+  const row = async (label: string, methods: string[], cache: 'warm' | 'cold', againWithout = false): Promise<void> => {
+    const r: Record<number, Measure> = {}, off: Record<number, Measure> = {};
+    for (const w of WORKERS) {
+      r[w] = await best(() => timed(methods, w, cache));
+      if (againWithout) off[w] = await best(() => timed(methods, w, 'off'));
+    }
+    lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], base[w])), speedUp(r),
+      againWithout ? WORKERS.map((w) => `${off[w].cpuMs.toFixed(2)} (${(base[w].cpuMs / off[w].cpuMs).toFixed(2)})`).join('  ') : '']);
   };
   // users run one method per job: the first job decodes every mask (a cold cache), later jobs read them back
-  await row(`${METHODS[0]}, no mask cache`, [METHODS[0]], 'off');
   await row(`${METHODS[0]}, cold mask cache`, [METHODS[0]], 'cold');
-  for (const m of METHODS) await row(m, [m], 'warm');
+  for (const m of METHODS) await row(m, [m], 'warm', true);
   // every method in one run: each source row is decoded (image + mask) once for all of them
-  await row(`all ${METHODS.length} in one run`, METHODS, 'warm');
-  const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : ''];
-  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), speedUp(base)],
-    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), speedUp(withMask)]);
+  await row(`all ${METHODS.length} in one run`, METHODS, 'warm', true);
+  const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : '',
+    `no mask cache: cpu ms/img (cpu ratio), w=${WORKERS.join(', w=')}`];
+  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), speedUp(base), ''],
+    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), speedUp(withMask), '']);
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, best of ${REPEAT}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end\n`);
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
   process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image. Target ≥ 0.8 for grey, random, shuffle, tile.\n');
-  process.stdout.write('Single-method rows read the masks from a warm mask cache (<corpora>/<dataset>/.mask-cache, filled by the cold run above), as every job after the first does.\n');
+  process.stdout.write('Method rows read the masks from a warm mask cache (<corpora>/<dataset>/.mask-cache, filled by the cold run above), as every job after the first does; the last column is the same run right after with CFGEN_MASK_CACHE=off.\n');
   await rm(dir, { recursive: true, force: true });
 }
 

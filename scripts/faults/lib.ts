@@ -102,7 +102,7 @@ export async function cfgen(args: string[], opts: RunOptions = {}): Promise<RunR
   if (opts.measure) {
     hwmDir = await mkdtemp(join(tmpdir(), 'cfgen-faults-hwm-'));
     env.CFGEN_FAULTS_HWM_DIR = hwmDir;
-    env.NODE_OPTIONS = `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ''}--require ${HWM_PRELOAD}`;
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ''}--require "${HWM_PRELOAD}"`;
   }
   const [program, ...rest] = opts.argv ?? [TSX, 'cfgen.ts', ...args];
   const t0 = Date.now();

@@ -12,9 +12,8 @@ import sharp from 'sharp';
 import { mkdir, realpath, symlink, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { openCorpus, readSourceManifest, type CorpusRow } from '../../../manifests/index.ts';
-import { Checks, cfgen, exists, mb, rootsIn, run, secs, tail, type RunResult } from '../lib.ts';
+import { Checks, cfgen, exists, mb, rng, rootsIn, run, secs, tail, type RunResult } from '../lib.ts';
 import { boxMask, tinyImage } from '../png.ts';
-import { rng } from '../lib.ts';
 import type { Case, Ctx, Outcome } from '../suite.ts';
 
 const SIDE = 16;
