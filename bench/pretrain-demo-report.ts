@@ -77,7 +77,7 @@ const PRETRAIN_KEYS = ['Original', 'Mixed-Rand', 'Only-FG', 'No-FG'];
 
 /** Everything demoMarkdown prints. */
 export interface DemoSummary {
-  date: string; machine: string; loads: number[]; wallMin: number; seeds: number[]; command: string;
+  date: string; machine: string; loads: number[]; wallMin: number; invocations: number; seeds: number[]; command: string;
   rows: DemoRow[]; checks: IdentityCheck[]; pretrain: RunResult | null; failed: string[];
   pretrainSetup: { train: number; epochs: number; correlation: number };
 }
@@ -86,7 +86,7 @@ export interface DemoSummary {
 export function demoMarkdown(s: DemoSummary): string {
   const load = s.loads.length ? `${Math.min(...s.loads).toFixed(1)}–${Math.max(...s.loads).toFixed(1)} (1-minute, sampled every 30 s; mean ${(s.loads.reduce((a, b) => a + b, 0) / s.loads.length).toFixed(1)})` : 'n/a';
   const out: string[] = [
-    `\`${s.command}\`, ${s.date}, ${s.machine}; load average ${load}; **${s.wallMin.toFixed(1)} min wall** for this invocation (runs it found finished were skipped).`,
+    `\`${s.command}\`, ${s.date}, ${s.machine}; load average ${load}; **${s.wallMin.toFixed(1)} min wall**${s.invocations > 1 ? ` over ${s.invocations} invocations (a rerun skips finished runs)` : ''}.`,
     '',
     `Pretraining: the \`small\` ResNetV2 (\`--method orig\`, CPU preset at 32 px, Adam 5e-3 cosine, ${s.pretrainSetup.epochs} epochs) on synth-in9 with ${s.pretrainSetup.train.toLocaleString('en-US')} train images over 9 classes and backgrounds independent of the class (correlation ${s.pretrainSetup.correlation} ≈ 1/9)`
       + (s.pretrain ? `: test accuracy ${PRETRAIN_KEYS.filter((k) => k in s.pretrain!.headline).map((k) => `${k} ${(100 * s.pretrain!.headline[k]).toFixed(1)}%`).join(', ')} (chance 11.1%), ${(s.pretrain.trainSeconds / 60).toFixed(1)} min of training and validation.` : ': not finished.'),
@@ -105,7 +105,7 @@ export function demoMarkdown(s: DemoSummary): string {
     if (!sc?.runs.length || !pt?.runs.length) { out.push(`- \`${method}\`: not enough finished runs to compare.`); continue; }
     const f = delta(col(sc.runs, 'Flip'), col(pt.runs, 'Flip'));
     const w = delta(col(sc.runs, 'Worst-group'), col(pt.runs, 'Worst-group'));
-    const verdict = (x: { d: number; se: number }): string => (x.d > 2 * x.se ? 'helped' : x.d < -2 * x.se ? 'hurt' : 'no clear effect (within 2 standard errors)');
+    const verdict = (x: { d: number; se: number }): string => (x.d > 2 * x.se ? 'helped: more than 2 standard errors' : x.d < -2 * x.se ? 'hurt: more than 2 standard errors' : 'within 2 standard errors: no clear effect');
     const perSeed = (r: DemoRow): string => r.runs.map((x) => (100 * (x.headline.Flip ?? NaN)).toFixed(1)).join(' / ');
     out.push(`- \`${method}\`: pretraining changed Flip by ${f.d >= 0 ? '+' : ''}${f.d.toFixed(1)} ± ${f.se.toFixed(1)} points (${verdict(f)}) and worst-group by ${w.d >= 0 ? '+' : ''}${w.d.toFixed(1)} ± ${w.se.toFixed(1)} (${verdict(w)}); Flip per seed, scratch ${perSeed(sc)}, pretrained ${perSeed(pt)}.`);
   }

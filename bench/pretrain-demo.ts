@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, getPriority, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../manifests/io.ts';
@@ -34,7 +34,10 @@ const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const PARALLEL = Math.max(1, Number(arg('parallel', '2')));
-const METHODS = arg('methods', 'orig,cf-tile+f-random+sal@10').split(',').map((m) => parseMethod(m));
+const METHOD_SPECS = arg('methods', 'orig,cf-tile+f-random+sal@10').split(',');
+const METHODS = METHOD_SPECS.map((m) => parseMethod(m));
+// the table shows METHOD as the user writes it (`cf-tile+f-random+sal@10`), not the canonical `orig+…`
+const label = (m: ReturnType<typeof parseMethod>): string => METHOD_SPECS[METHODS.indexOf(m)];
 const PRE_TRAIN = arg('pretrain-train', '5400');
 const PRE_EPOCHS = arg('pretrain-epochs', '10');
 // ≈ 1/9: each of the 9 classes sits on every background family about equally often, so pretraining learns objects,
@@ -69,6 +72,17 @@ async function finished(runId: string): Promise<boolean> {
     return st.finished === true && existsSync(join(RUNS_ROOT, runId, 'eval.json'));
   } catch {
     return false;
+  }
+}
+
+/** The invocations results.json recorded (a file from before it kept a list holds one, as wallMin + loads). */
+async function previousInvocations(): Promise<{ date: string; wallMin: number; loads: number[] }[]> {
+  try {
+    const r = JSON.parse(await readFile(join(OUT, 'results.json'), 'utf8')) as { invocations?: { date: string; wallMin: number; loads: number[] }[]; wallMin?: number; loads?: number[] };
+    if (Array.isArray(r.invocations)) return r.invocations;
+    return typeof r.wallMin === 'number' ? [{ date: 'earlier', wallMin: r.wallMin, loads: r.loads ?? [] }] : [];
+  } catch {
+    return [];
   }
 }
 
@@ -173,23 +187,26 @@ async function main(): Promise<void> {
   for (const m of METHODS) {
     for (const init of ['scratch', 'npz'] as const) {
       const ids = SEEDS.map((s) => `pretrain-demo-${init}-${methodSlug(m)}-s${s}`);
-      rows.push({ method: m.canonical, init, runs: (await Promise.all(ids.map((id) => readRunResult(join(RUNS_ROOT, id))))).filter((r) => r !== null) });
+      rows.push({ method: label(m), init, runs: (await Promise.all(ids.map((id) => readRunResult(join(RUNS_ROOT, id))))).filter((r) => r !== null) });
     }
   }
   const checks = await Promise.all(METHODS.map(async (m) => compareRuns(
-    join(RUNS_ROOT, `pretrain-demo-npz-${methodSlug(m)}-s${SEEDS[0]}`), join(RUNS_ROOT, `pretrain-demo-st-${methodSlug(m)}-s${SEEDS[0]}`), m.canonical,
+    join(RUNS_ROOT, `pretrain-demo-npz-${methodSlug(m)}-s${SEEDS[0]}`), join(RUNS_ROOT, `pretrain-demo-st-${methodSlug(m)}-s${SEEDS[0]}`), label(m),
   )));
-  const wallMin = (Date.now() - t0) / 60000;
+  // An interrupted demo is finished by rerunning it: the wall time and load are those of every invocation since the
+  // last --fresh (results.json keeps them), not only of the last one, which may have skipped everything.
+  const invocations = [...(flag('fresh') ? [] : await previousInvocations()), { date: new Date(t0).toISOString(), wallMin: (Date.now() - t0) / 60000, loads }];
+  const wallMin = invocations.reduce((a, i) => a + i.wallMin, 0);
   const machine = `${cpus().length}-core ${cpus()[0]?.model?.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, wasm backend`;
   const pre = await readRunResult(join(RUNS_ROOT, PRETRAIN_RUN));
   const md = demoMarkdown({
-    date: new Date().toISOString().slice(0, 10), machine, loads, wallMin, seeds: SEEDS, rows, checks, pretrain: pre,
+    date: new Date().toISOString().slice(0, 10), machine, loads: invocations.flatMap((i) => i.loads), wallMin, invocations: invocations.length, seeds: SEEDS, rows, checks, pretrain: pre,
     pretrainSetup: { train: Number(PRE_TRAIN), epochs: Number(PRE_EPOCHS), correlation: Number(PRE_CORRELATION) }, failed,
-    command: `nice -n 5 make pretrain-demo${process.argv.length > 2 ? ` (npx tsx bench/pretrain-demo.ts ${process.argv.slice(2).join(' ')})` : ''}`,
+    command: `${getPriority() > 0 ? `nice -n ${getPriority()} ` : ''}${process.argv.length > 2 ? `npx tsx bench/pretrain-demo.ts ${process.argv.slice(2).join(' ')}` : 'make pretrain-demo'}`,
   });
   console.log(`\n${md}`);
   await writeFileAtomic(join(OUT, 'results.md'), md);
-  await writeJsonAtomic(join(OUT, 'results.json'), { seeds: SEEDS, rows, checks, pretrain: pre, loads, wallMin, failed, minutes: Object.fromEntries(minutes) });
+  await writeJsonAtomic(join(OUT, 'results.json'), { seeds: SEEDS, rows, checks, pretrain: pre, invocations, wallMin, failed, minutes: Object.fromEntries(minutes) });
   if (!flag('no-docs') && !failed.length) {
     await writeDocsSection(join(ROOT, 'docs', 'benchmarks.md'), md);
     log('wrote the table into docs/benchmarks.md');
