@@ -3,7 +3,7 @@ import type { BackendChoice } from './backend.ts';
 import type { TrainBatch } from './data.ts';
 import type { CfLossKind, MethodSpec } from './method.ts';
 import { parameterSpecs, type ModelConfig } from './model-config.ts';
-import { trainStep, type StepContext, type StepStats } from './step.ts';
+import { trainStep, type SalBatch, type StepContext, type StepStats } from './step.ts';
 import type { SalNorm } from './losses.ts';
 
 /**
@@ -56,7 +56,7 @@ export interface ShardResult {
 }
 
 /** The loss configuration a shard needs besides the model (a StepContext without model and optimizer). */
-export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses: number; salNorm?: SalNorm }
+export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses: number; salNorm?: SalNorm; salBatch?: SalBatch }
 
 /**
  * One shard's gradient, in this thread: trainStep on `shard` with the recording optimizer, no clipping, no
@@ -65,7 +65,7 @@ export interface ShardLoss { method: MethodSpec; cfLoss: CfLossKind; numClasses:
 export function shardGradient(model: StepContext['model'], loss: ShardLoss, shard: TrainBatch, seed: number, layout: ParamLayout, out: Float32Array): ShardResult {
   const rec = recordingOptimizer(model.variables, layout, out);
   const ctx: StepContext = {
-    model, optimizer: rec.optimizer, method: loss.method, cfLoss: loss.cfLoss, numClasses: loss.numClasses, salNorm: loss.salNorm, clipNorm: Infinity, weightDecay: 0,
+    model, optimizer: rec.optimizer, method: loss.method, cfLoss: loss.cfLoss, numClasses: loss.numClasses, salNorm: loss.salNorm, salBatch: loss.salBatch, clipNorm: Infinity, weightDecay: 0,
   };
   const t0 = performance.timeOrigin + performance.now();
   const stats = trainStep(ctx, shard, seed);

@@ -9,7 +9,7 @@ import {
   paramLayout, shardGradient, type ParamLayout, type ShardLoss, type ShardResult, type StepRequest, type WorkerInit, type WorkerReply,
 } from './parallel-protocol.ts';
 import { shardBatch, shardSeed, sliceBatch } from './parallel-shards.ts';
-import { applyClippedUpdate, trainStep, type StepContext, type StepStats } from './step.ts';
+import { applyClippedUpdate, salBatchOf, trainStep, type StepContext, type StepStats } from './step.ts';
 
 /**
  * Data-parallel training steps on worker threads (docs/cluster.md).
@@ -160,7 +160,7 @@ export async function startParallelStep(opts: ParallelStepOptions): Promise<Para
 
   const gradients = async (ctx: StepContext, batch: TrainBatch, stepSeed: number): Promise<AveragedGradients> => {
     if (failed) throw failed;
-    const loss: ShardLoss = { method: ctx.method, cfLoss: ctx.cfLoss, numClasses: ctx.numClasses, salNorm: ctx.salNorm };
+    const loss: ShardLoss = { method: ctx.method, cfLoss: ctx.cfLoss, numClasses: ctx.numClasses, salNorm: ctx.salNorm, salBatch: salBatchOf(batch, ctx.method) };
     const shards = threads === 1 ? [batch] : shardBatch(batch, threads);
     const mainShard = onMain ? 0 : -1;
     if (shards.length > (onMain ? 1 : 0)) publishWeights(ctx);

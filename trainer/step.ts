@@ -24,6 +24,23 @@ export interface StepContext {
   weightDecay: number;
   /** how the saliency term is normalised (losses.ts SalNorm); default 'authors' */
   salNorm?: SalNorm;
+  /**
+   * When this step is one shard of a larger batch (data-parallel): that batch's image count and count of images with
+   * a mask. The `authors` saliency mean is over the whole batch's masked images, so a shard must scale by the
+   * batch's counts, not its own, for the shards' weighted sum to equal the one-process loss.
+   */
+  salBatch?: SalBatch;
+}
+
+/** The whole batch's counts behind the `authors` saliency normalisation. */
+export interface SalBatch { images: number; withMask: number }
+
+/** `salBatch` for a whole batch, as trainStep itself counts it (FGSM adds one image per original with a usable mask). */
+export function salBatchOf(batch: TrainBatch, method: MethodSpec): SalBatch {
+  let usable = 0;
+  for (let i = 0; i < batch.nOrig; i++) if (batch.maskUsable[i] === 1) usable++;
+  const adv = method.fgsm && batch.objMask && usable ? usable : 0;
+  return { images: batch.n + adv, withMask: countImagesWithMask(batch.objMask, batch.nOrig) };
 }
 
 /** Per-term sums over the images of one step (divide by `nImages` for the step's contribution). */
@@ -154,7 +171,7 @@ export function trainStep(ctx: StepContext, batch: TrainBatch, stepSeed: number)
     }
     if (salSum && method.sal) {
       termTensors.sal = tf.keep(tf.mul(salSum, method.sal.lambda) as tf.Scalar);
-      total = tf.add(total, salContribution(termTensors.sal, ctx.salNorm, countImagesWithMask(batch.objMask, nOrig), nImages)) as tf.Scalar;
+      total = tf.add(total, salContribution(termTensors.sal, ctx.salNorm, ctx.salBatch?.withMask ?? countImagesWithMask(batch.objMask, nOrig), ctx.salBatch?.images ?? nImages)) as tf.Scalar;
     }
     return tf.div(total, nImages) as tf.Scalar;
   }, model.variables.filter((v) => v.trainable)); // --freeze: frozen variables get no gradient
