@@ -81,7 +81,8 @@ export const TABLE8: Record<'in9' | 'waterbirds' | 'cct', TrainPreset> = {
 /**
  * CPU preset for the synthetic datasets: the `small` model trained from scratch at 32 px (the 64 px synthetic images
  * resized to 37 and cropped; 36 before the train resize became round(S·8/7)), Adam at 5e-3 with a cosine decay over 8 epochs, so a run takes minutes on two cores.
- * Measured on synth-waterbirds (seed 0): at 5e-3 CF(Tile)+F(Random) reaches 99.3 / 78.0 Original / Flip in 8 epochs,
+ * Measured on synth-waterbirds (seed 0, with the 36 px resize and the earlier saliency normalisation): at 5e-3
+ * CF(Tile)+F(Random) reaches 99.3 / 78.0 Original / Flip in 8 epochs,
  * at 2e-3 only 98.8 / 37.5 (the foreground is learnt late); at 64 px a step costs ~3.5× more for the same curve per
  * epoch. The paper's SGD at 8e-4 is a fine-tuning rate and barely moves a randomly initialised network.
  */

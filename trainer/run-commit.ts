@@ -137,7 +137,7 @@ async function pointLink(runDir: string, name: string, target: string | null): P
   const link = join(runDir, name);
   const st = await lstat(link).catch(() => null);
   if (st?.isSymbolicLink() && target !== null && (await readlink(link)) === target) return;
-  // A real folder here is a pre-commit run's checkpoint, already copied into commits/ (run-legacy.ts).
+  // A real folder here is a pre-commit run's checkpoint, already copied into commits/ (run-resume.ts).
   if (st && (!st.isSymbolicLink() || target === null)) await rm(link, { recursive: true, force: true });
   if (target === null) return;
   const tmp = link + tmpSuffix();

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PROJECT_ROOT } from '../common/paths.ts';
 import { UserError } from '../manifests/errors.ts';
-import { openManifest } from '../manifests/reader.ts';
+import { CORPUS_INFO_FILE, openCorpus } from '../manifests/reader.ts';
 import type { EvalRow, SourceRow } from '../manifests/schema.ts';
 import { predictLogits } from './evaluate.ts';
 import type { Model } from './model.ts';
@@ -26,21 +26,19 @@ export interface StressCorpus {
   rows: EvalRow[];
 }
 
-/** Read `<corpora>/<dataset>/stress-test/`; null when it is missing or unfinished (no corpus_id). */
+/**
+ * Read `<corpora>/<dataset>/stress-test/`; null when it is missing or unfinished (no corpus.json: building it again
+ * resumes it). A finished one is opened through openCorpus, so a damaged or mixed stress corpus is refused, never
+ * scored.
+ */
 export async function readStressCorpus(corporaRoot: string, dataset: string): Promise<StressCorpus | null> {
   const dir = join(corporaRoot, dataset, STRESS_CORPUS);
-  if (!existsSync(join(dir, 'manifest'))) return null;
-  let m;
-  try {
-    m = await openManifest<EvalRow>(join(dir, 'manifest'));
-  } catch {
-    return null;
-  }
+  if (!existsSync(join(dir, CORPUS_INFO_FILE))) return null;
+  const m = await openCorpus<EvalRow>(dir, { kind: 'eval' });
   if (m.metadata.kind !== 'eval') throw new UserError(`expected an eval manifest, found a ${m.metadata.kind} manifest`, { file: m.shards[0], fix: `rebuild it: make stress-test DATASET=${dataset}` });
-  if (!m.metadata.corpus_id) return null;
   const rows: EvalRow[] = [];
   for await (const r of m.rows()) if (r.status === 'ok' && r.image_path) rows.push(r);
-  return { dir, corpusId: m.metadata.corpus_id, classNames: m.metadata.class_names, rows };
+  return { dir, corpusId: m.info.corpus_id, classNames: m.metadata.class_names, rows };
 }
 
 /** Build the stress corpus with the pipeline's CLI (a child process); its progress goes to this stderr. */
