@@ -182,3 +182,29 @@ describe('mask cache: generate', () => {
     expect(warm.counts).toEqual(none.counts);
   });
 });
+
+describe('mask cache temp files', () => {
+  it('a killed writer\'s temp files are swept (dead pid, or old); a live writer\'s fresh one is kept', async () => {
+    const { sweepMaskCacheTemps } = await import('../pipeline/generate/mask-cache.ts');
+    const { mkdtemp, mkdir, writeFile, readdir, utimes, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { spawnSync } = await import('node:child_process');
+    const dir = await mkdtemp(join(tmpdir(), 'cfgen-maskcache-'));
+    try {
+      await mkdir(join(dir, 'ab'));
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // exited: its pid is free
+      await writeFile(join(dir, 'ab', `abc.mask.tmp-${dead}-0011aabb`), 'x');
+      await writeFile(join(dir, 'ab', `abd.mask.tmp-${process.pid}-0011aabc`), 'x');
+      const old = join(dir, 'ab', `abe.mask.tmp-${process.pid}-0011aabd`);
+      await writeFile(old, 'x');
+      await utimes(old, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+      await writeFile(join(dir, 'ab', 'abf.mask'), 'entry');
+      expect(await sweepMaskCacheTemps(dir)).toBe(2);
+      expect((await readdir(join(dir, 'ab'))).sort()).toEqual(['abd.mask.tmp-' + process.pid + '-0011aabc', 'abf.mask'].sort());
+      expect(await sweepMaskCacheTemps(null)).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

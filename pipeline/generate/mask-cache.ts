@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { resolveInsideRoot } from '../../manifests/masks.ts';
 import { newMask, type Mask } from '../../manifests/pixels.ts';
@@ -181,4 +181,39 @@ export async function writeMaskEntry(dir: string, key: string, masks: CachedMask
   } catch {
     await rm(tmp, { force: true }).catch(() => {});
   }
+}
+
+const TEMP_NAME = /\.tmp-(\d+)-[0-9a-f]+$/;
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/**
+ * Remove the temp files a killed writer left in the cache: those of a process that is gone from this machine, and
+ * any older than `maxAgeMs` (an entry's temp file lives for milliseconds; on shared storage the pid may be another
+ * machine's, and a writer whose temp file vanished only skips that entry). Returns how many were removed.
+ */
+export async function sweepMaskCacheTemps(dir: string | null, maxAgeMs = 60_000): Promise<number> {
+  if (!dir) return 0;
+  let buckets: string[];
+  try { buckets = await readdir(dir); } catch { return 0; }
+  let removed = 0;
+  const now = Date.now();
+  for (const b of buckets) {
+    let names: string[];
+    try { names = await readdir(join(dir, b)); } catch { continue; }
+    for (const n of names) {
+      const m = TEMP_NAME.exec(n);
+      if (!m) continue;
+      const file = join(dir, b, n);
+      let old = false;
+      try { old = now - (await stat(file)).mtimeMs > maxAgeMs; } catch { continue; }
+      if (old || !pidAlive(Number(m[1]))) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+  }
+  return removed;
 }

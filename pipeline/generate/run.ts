@@ -7,6 +7,7 @@ import { DEFAULT_MAX_PIXELS } from '../decode.ts';
 import { LockHeldError } from '../../common/lock.ts';
 import { corruptFileError, environmentError } from '../../common/env-errors.ts';
 import { datasetRootOf } from '../../common/paths.ts';
+import { maskCacheFor, sweepMaskCacheTemps } from './mask-cache.ts';
 import { claimTiming, claimsIn, type ClaimTiming } from './claims.ts';
 import { DonorIndex } from './donors.ts';
 import { finalizeLocked } from './finalize.ts';
@@ -219,6 +220,8 @@ async function generateLocked(opts: GenerateOptions, r: Resolved): Promise<Gener
     states.push({ m, plan, corpus, markers, resumed });
   }
 
+  const swept = await sweepMaskCacheTemps(maskCacheFor(ctx));
+  if (swept) log(`mask cache: removed ${swept} temp file(s) left by an interrupted run`);
   const pending = shards.filter((s) => states.some((st) => !st.markers[s.index]));
   const totalRows = pending.reduce((a, s) => a + s.end - s.start, 0);
   const progress = opts.progress ?? createProgress();
