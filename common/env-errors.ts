@@ -51,7 +51,7 @@ function findErrno(err: unknown): Errno | null {
 const FIXES: Record<string, (where: string, dir: string, op: string) => { what: string; fix: string }> = {
   ENOSPC: (where, dir, op) => ({
     what: `no space left on the device (${op} ${where})`,
-    fix: `free space on the disk that holds ${dir} (see \`df -h ${dir}\`), or point the root at a disk with room (--corpora-root / --data-root, CFGEN_CORPORA_ROOT / CFGEN_DATA_ROOT); then rerun the same command: generate resumes where it stopped and removes what the failed run left`,
+    fix: `free space on the disk that holds ${dir} (see \`df -h ${dir}\`), or point the root at a disk with room (--corpora-root / --data-root, CFGEN_CORPORA_ROOT / CFGEN_DATA_ROOT); then rerun the same command: it resumes where it stopped (dataset rebuilds, generate and train resume) and removes what the failed run left`,
   }),
   EDQUOT: (where, dir, op) => ({
     what: `disk quota exceeded (${op} ${where})`,

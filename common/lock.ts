@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { EnvironmentError } from './env-errors.ts';
@@ -86,9 +87,22 @@ export function holderState(holder: LockHolder, host: string = hostname()): 'ali
   if (!Number.isInteger(holder.pid) || holder.pid <= 0) return 'dead';
   try {
     process.kill(holder.pid, 0);
-    return 'alive';
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ESRCH' ? 'dead' : 'alive';
+  }
+  // kill(pid, 0) succeeds for a zombie: a killed process its parent has not reaped yet (forever in a container
+  // whose PID 1 does not reap) holds nothing.
+  return isZombie(holder.pid) ? 'dead' : 'alive';
+}
+
+/** The process is a zombie (Linux: state Z in /proc/<pid>/stat); false where /proc cannot tell. */
+export function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the state follows the command name, which is in parentheses and may itself contain ") "
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 

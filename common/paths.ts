@@ -1,4 +1,4 @@
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -59,4 +59,17 @@ export function recordedDatasetRoot(root: string): string {
 /** The dataset folder a manifest's `config.root` names, as an absolute path (relative roots are project-relative). */
 export function datasetRootOf(recorded: string): string {
   return isAbsolute(recorded) ? recorded : resolve(PROJECT_ROOT, recorded);
+}
+
+/**
+ * The folder name under the corpora root (and the default run-id prefix) for a dataset name: itself, except
+ * `folder:/x/pets` → `folder-pets`, which is a valid file name. Both halves use it, so they agree on where a
+ * dataset's manifests live.
+ */
+export function datasetSlug(dataset: string): string {
+  if (dataset.startsWith('folder:')) {
+    const p = dataset.slice('folder:'.length).replace(/[\\/]+$/, '');
+    return `folder-${basename(p).replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  }
+  return dataset;
 }

@@ -24,8 +24,19 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw withPath(err, path);
   }
+}
+
+/**
+ * A failed write (ENOSPC, EDQUOT, EIO) from a file handle carries no path: add the file's, so the user's message can
+ * say which disk is full.
+ */
+export function withPath(err: unknown, path: string): unknown {
+  if (err && typeof err === 'object' && 'code' in err && !(err as { path?: unknown }).path) {
+    try { (err as { path?: string }).path = path; } catch { /* frozen: leave it */ }
+  }
+  return err;
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

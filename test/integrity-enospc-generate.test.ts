@@ -67,7 +67,7 @@ describe('generate on a full disk', () => {
       disk.full = false;
     }
     expect(status).toBe(3);
-    expect(text).toMatch(/^error: no space left on the device \(writing \/\S+\/cf-grey\/\S+\)\n  fix: [^\n]+rerun the same command: generate resumes where it stopped[^\n]+\n$/);
+    expect(text).toMatch(/^error: no space left on the device \(writing \/\S+\/cf-grey\/\S+\)\n  fix: [^\n]+rerun the same command: it resumes where it stopped[^\n]+\n$/);
 
     // space freed: the rerun resumes and ends with the bytes of a run that never failed
     const s = await runGenerate(options(fx.sourceDir));

@@ -38,7 +38,7 @@ describe('common/env-errors.ts', () => {
   it('turns each errno into one paragraph with the path (not the temp name) and the fix, exit status 3', () => {
     const tmp = '/data/corpora/toy/cf-tile/images/ab/img_1_v0.png.tmp-123-0abc1234';
     const cases: [string, RegExp][] = [
-      ['ENOSPC', /^error: no space left on the device \(writing \/data\/corpora\/toy\/cf-tile\/images\/ab\/img_1_v0\.png\)\n  fix: free space on the disk that holds \/data\/corpora\/toy\/cf-tile\/images\/ab \(see `df -h \/data\/corpora\/toy\/cf-tile\/images\/ab`\)[^\n]*rerun the same command: generate resumes where it stopped[^\n]*\n$/],
+      ['ENOSPC', /^error: no space left on the device \(writing \/data\/corpora\/toy\/cf-tile\/images\/ab\/img_1_v0\.png\)\n  fix: free space on the disk that holds \/data\/corpora\/toy\/cf-tile\/images\/ab \(see `df -h \/data\/corpora\/toy\/cf-tile\/images\/ab`\)[^\n]*rerun the same command: it resumes where it stopped[^\n]*\n$/],
       ['EACCES', /^error: permission denied \(writing \/data\/[^\n]*\)\n  fix: check the owner and mode of [^\n]*--corpora-root[^\n]*\n$/],
       ['EPERM', /^error: operation not permitted \(writing [^\n]*\n  fix: [^\n]*\n$/],
       ['EMFILE', /^error: too many open files in this process \(writing [^\n]*\n  fix: raise the limit \(`ulimit -n 4096`[^\n]*fewer --workers[^\n]*\n$/],

@@ -101,3 +101,12 @@ describe('common/paths: flag > environment > project folder', () => {
     }
   });
 });
+
+describe('datasetSlug: one folder name for a dataset, in both halves', () => {
+  it('keeps plain names and turns folder:<path> into folder-<name>', async () => {
+    const { datasetSlug } = await import('../common/paths.ts');
+    expect(datasetSlug('synth-waterbirds')).toBe('synth-waterbirds');
+    expect(datasetSlug('folder:/data/my pets/')).toBe('folder-my_pets');
+    expect(datasetSlug('folder:rel/ds')).toBe('folder-ds');
+  });
+});

@@ -6,6 +6,7 @@ import { UserError } from '../manifests/errors.ts';
 import { corpusState } from '../manifests/reader.ts';
 import { missingCorpora, sourceDir } from './data-index.ts';
 import { BUILTIN_CORPORA, nearestCorpus } from './method.ts';
+import { datasetSlug } from '../common/paths.ts';
 
 /**
  * The corpora a METHOD needs, made present before a run starts: checked first (cheap, so a typo fails before
@@ -21,7 +22,7 @@ function generateCommand(corporaRoot: string, dataset: string, missing: readonly
 
 /** Each folder of `missing`, marked when it is an interrupted generation (parts, no corpus.json) rather than absent. */
 async function describeMissing(corporaRoot: string, dataset: string, missing: readonly string[]): Promise<string[]> {
-  return Promise.all(missing.map(async (f) => ((await corpusState(join(corporaRoot, dataset, f))) === 'unfinished'
+  return Promise.all(missing.map(async (f) => ((await corpusState(join(corporaRoot, datasetSlug(dataset), f))) === 'unfinished'
     ? `${f} (unfinished: parts but no corpus.json; generation resumes it)` : f)));
 }
 
@@ -37,13 +38,13 @@ export async function checkCorpora(corporaRoot: string, dataset: string, folders
   if (unknown.length) {
     const hints = unknown.map((f) => { const n = nearestCorpus(f); return n ? `${f} (did you mean ${n}?)` : f; });
     throw new UserError(`METHOD needs corpora that are not on disk and that no built-in infill makes: ${hints.join(', ')}`, {
-      file: join(corporaRoot, dataset),
+      file: join(corporaRoot, datasetSlug(dataset)),
       fix: `correct the METHOD (built-in corpora: ${BUILTIN_CORPORA.join(', ')}); a plugin infill's corpus must be generated first: npx tsx cfgen.ts generate --plugin <module> --dataset ${dataset} --methods ${unknown.join(',')}`,
     });
   }
   if (!opts.generate || !existsSync(join(PROJECT_ROOT, 'cfgen.ts'))) {
     throw new UserError(`corpora missing for dataset "${dataset}": ${(await describeMissing(corporaRoot, dataset, missing)).join(', ')}`, {
-      file: join(corporaRoot, dataset), fix: `generate them first: ${generateCommand(corporaRoot, dataset, missing)}`,
+      file: join(corporaRoot, datasetSlug(dataset)), fix: `generate them first: ${generateCommand(corporaRoot, dataset, missing)}`,
     });
   }
   return missing;
@@ -70,7 +71,7 @@ export async function generateCorpora(corporaRoot: string, dataset: string, miss
   const still = await missingCorpora(corporaRoot, dataset, missing);
   if (code !== 0 || still.length) {
     throw new UserError(`generating the corpora ${missing.join(', ')} failed (exit ${code})`, {
-      file: join(corporaRoot, dataset), fix: `run it by hand to see why: ${generateCommand(corporaRoot, dataset, missing)}`,
+      file: join(corporaRoot, datasetSlug(dataset)), fix: `run it by hand to see why: ${generateCommand(corporaRoot, dataset, missing)}`,
     });
   }
   log(`corpora ${missing.join(', ')} generated`);

@@ -4,6 +4,7 @@ import { UserError } from '../manifests/errors.ts';
 import { CORPUS_INFO_FILE, manifestDigest, openCorpus } from '../manifests/reader.ts';
 import type { CorpusRow, SourceRow } from '../manifests/schema.ts';
 import type { CorpusTerm } from './method.ts';
+import { datasetSlug } from '../common/paths.ts';
 
 /**
  * The corpora of a run, joined to its train originals. Every corpus is opened through the manifests contract
@@ -36,7 +37,7 @@ export async function joinCorpora(o: {
   let sourceDigest: string | undefined;
   for (let t = 0; t < terms.length; t++) {
     const term = terms[t];
-    const dir = join(corporaRoot, dataset, term.folder);
+    const dir = join(corporaRoot, datasetSlug(dataset), term.folder);
     const c = await openCorpus<CorpusRow>(dir);
     const regenerate = `regenerate it: npx tsx cfgen.ts generate --dataset ${dataset} --methods ${term.folder} --force`;
     if (c.info.dataset !== dataset) {

@@ -7,6 +7,7 @@ import { rngFor } from '../manifests/rng.ts';
 import type { CorpusRow, ManifestMetadata, SourceRow } from '../manifests/schema.ts';
 import { joinCorpora } from './data-corpora.ts';
 import type { CorpusTerm } from './method.ts';
+import { datasetSlug } from '../common/paths.ts';
 
 /**
  * The dataset a run reads (DESIGN §5): the source manifest split into train / val / test, and the corpus manifests a
@@ -20,11 +21,11 @@ export const HOLDOUT_FRACTION = 0.1;
 
 /** `<corpora>/<dataset>/source`: the dataset's source manifest. */
 export function sourceDir(corporaRoot: string, dataset: string): string {
-  return join(corporaRoot, dataset, 'source');
+  return join(corporaRoot, datasetSlug(dataset), 'source');
 }
 /** `<corpora>/<dataset>/<folder>`: one generated corpus (images + manifest). */
 export function corpusDir(corporaRoot: string, dataset: string, folder: string): string {
-  return join(corporaRoot, dataset, folder);
+  return join(corporaRoot, datasetSlug(dataset), folder);
 }
 /** The manifest folder of a corpus. */
 export function corpusManifestDir(corporaRoot: string, dataset: string, folder: string): string {

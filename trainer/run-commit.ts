@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { holderState } from '../common/lock.ts';
 import { UserError } from '../manifests/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../manifests/io.ts';
 
@@ -159,8 +161,11 @@ export async function tidyRun(runDir: string, commit: RunCommit | null): Promise
     removed.push(`${COMMITS_DIR}/${e}`);
   }
   for (const e of await readdir(runDir)) {
-    // Only the files the trainer writes: an eval running beside it may have its own eval.json temp file here.
-    if (!/^(commit\.json|config\.json|state\.json|metrics\.jsonl|last|best)\.tmp-\d+-[0-9a-f]+$/.test(e)) continue;
+    // The trainer's own files always; an eval.json temp file only when its writer is gone (an eval may be running
+    // beside this run and writing its own).
+    const evalTemp = /^eval\.json\.tmp-(\d+)-[0-9a-f]+$/.exec(e);
+    if (evalTemp && holderState({ pid: Number(evalTemp[1]), hostname: hostname(), started: '' }) !== 'dead') continue;
+    if (!evalTemp && !/^(commit\.json|config\.json|state\.json|metrics\.jsonl|last|best)\.tmp-\d+-[0-9a-f]+$/.test(e)) continue;
     await rm(join(runDir, e), { recursive: true, force: true });
     removed.push(e);
   }

@@ -8,6 +8,7 @@ import type { EvalRow, SourceRow } from '../manifests/schema.ts';
 import { predictLogits } from './evaluate.ts';
 import type { Model } from './model.ts';
 import { stressHeadline, stressScores, type StressReport } from './stress-metrics.ts';
+import { datasetSlug } from '../common/paths.ts';
 
 /**
  * `cfgen eval --stress`: a run scored on every variant of its dataset's stress-test corpus (built by the pipeline's
@@ -32,7 +33,7 @@ export interface StressCorpus {
  * scored.
  */
 export async function readStressCorpus(corporaRoot: string, dataset: string): Promise<StressCorpus | null> {
-  const dir = join(corporaRoot, dataset, STRESS_CORPUS);
+  const dir = join(corporaRoot, datasetSlug(dataset), STRESS_CORPUS);
   if (!existsSync(join(dir, CORPUS_INFO_FILE))) return null;
   const m = await openCorpus<EvalRow>(dir, { kind: 'eval' });
   if (m.metadata.kind !== 'eval') throw new UserError(`expected an eval manifest, found a ${m.metadata.kind} manifest`, { file: m.shards[0], fix: `rebuild it: make stress-test DATASET=${dataset}` });
@@ -44,8 +45,8 @@ export async function readStressCorpus(corporaRoot: string, dataset: string): Pr
 /** Build the stress corpus with the pipeline's CLI (a child process); its progress goes to this stderr. */
 async function buildStressCorpus(corporaRoot: string, dataset: string, log: (l: string) => void): Promise<void> {
   const fix = `run \`make stress-test DATASET=${dataset}\` (or npx tsx cfgen.ts stress-test --dataset ${dataset} --corpora-root ${corporaRoot})`;
-  if (!existsSync(join(PROJECT_ROOT, 'cfgen.ts'))) throw new UserError(`no stress-test corpus for "${dataset}"`, { file: join(corporaRoot, dataset, STRESS_CORPUS), fix });
-  const src = join(corporaRoot, dataset, 'source');
+  if (!existsSync(join(PROJECT_ROOT, 'cfgen.ts'))) throw new UserError(`no stress-test corpus for "${dataset}"`, { file: join(corporaRoot, datasetSlug(dataset), STRESS_CORPUS), fix });
+  const src = join(corporaRoot, datasetSlug(dataset), 'source');
   const args = existsSync(src)
     ? ['tsx', 'cfgen.ts', 'stress-test', '--source', src, '--grid-rows', '0']
     : ['tsx', 'cfgen.ts', 'stress-test', '--dataset', dataset, '--corpora-root', corporaRoot, '--grid-rows', '0'];
@@ -55,7 +56,7 @@ async function buildStressCorpus(corporaRoot: string, dataset: string, log: (l: 
     child.on('error', rej);
     child.on('exit', (c) => res(c ?? 1));
   });
-  if (code !== 0) throw new UserError(`building the stress-test corpus failed (exit ${code})`, { file: join(corporaRoot, dataset, STRESS_CORPUS), fix });
+  if (code !== 0) throw new UserError(`building the stress-test corpus failed (exit ${code})`, { file: join(corporaRoot, datasetSlug(dataset), STRESS_CORPUS), fix });
 }
 
 /** An eval row as the eval stream reads it: the image path relative to the corpus folder. */

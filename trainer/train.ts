@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { resolveRoot } from '../common/paths.ts';
+import { datasetSlug, resolveRoot } from '../common/paths.ts';
 import { UserError } from '../manifests/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../manifests/io.ts';
 import { rngFor } from '../manifests/rng.ts';
@@ -123,7 +123,7 @@ const RUN_ID = /^[A-Za-z0-9._@+-]+$/;
 async function checkRun(o: TrainOptions, log: (l: string) => void): Promise<CheckedRun> {
   const method = parseMethod(o.method);
   const seed = o.seed ?? 0;
-  const runId = o.runId ?? `${o.dataset}-${methodSlug(method)}-s${seed}`;
+  const runId = o.runId ?? `${datasetSlug(o.dataset)}-${methodSlug(method)}-s${seed}`;
   if (!RUN_ID.test(runId)) throw new UserError(`bad --run-id "${runId}"`, { fix: 'use letters, digits and . _ - + @ only' });
   const corporaRoot = resolveRoot('corpora', o.corporaRoot);
   const runDir = join(resolveRoot('runs', o.runsRoot), runId);

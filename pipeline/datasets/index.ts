@@ -9,7 +9,9 @@ import { readWaterbirds, waterbirdsFingerprint } from './waterbirds.ts';
 import { readIn9, in9Fingerprint } from './in9.ts';
 import { readCct, cctAnnotationFile, cctFingerprint } from './cct.ts';
 import { readFolder, folderFingerprint } from './folder.ts';
-import { defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
+import { datasetSlug, defaultRoot, recordedDatasetRoot } from '../../common/paths.ts';
+
+export { datasetSlug };
 import { DEFAULT_MAX_PIXELS } from '../decode.ts';
 import { withLock } from '../../common/lock.ts';
 
@@ -89,16 +91,6 @@ export interface EnsuredManifest {
   rows?: SourceRow[];
 }
 
-/** Folder name under corpora/ for a dataset name: `folder:/x/pets` → `folder-pets`. */
-export function datasetSlug(dataset: string): string {
-  if (dataset.startsWith('folder:')) {
-    const p = dataset.slice('folder:'.length).replace(/[\\/]+$/, '');
-    return `folder-${basename(p).replace(/[^A-Za-z0-9._-]/g, '_')}`;
-  }
-  return dataset;
-}
-
-/** `<corporaRoot>/<slug>/source`: where the source manifest of `dataset` lives (default root: the project's, not the current folder's). */
 export function sourceManifestDir(dataset: string, corporaRoot: string = defaultRoot('corpora')): string {
   return join(corporaRoot, datasetSlug(dataset), 'source');
 }

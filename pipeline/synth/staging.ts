@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { withPath } from '../../manifests/io.ts';
 
 /**
  * A dataset is written into a sibling staging folder and renamed into place at the end, so a reader never sees a
@@ -27,7 +28,11 @@ export class StagedDir {
       await mkdir(parent, { recursive: true });
       this.made.add(parent);
     }
-    await writeFile(file, data);
+    try {
+      await writeFile(file, data);
+    } catch (e) {
+      throw withPath(e, file);
+    }
   }
 
   /** Replace `finalDir` with the staging folder (one rename). */
