@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { choiceFlag, intFlag, listFlag } from '../common/flags.ts';
-import { resolveRoot, rootHelp } from '../common/paths.ts';
+import { datasetSlug, resolveRoot, rootHelp } from '../common/paths.ts';
 import { createProgress } from './generate/progress.ts';
+import { corporaIn } from './corpus-folders.ts';
 import { DEFAULT_SHARD_ROWS, EXPORT_FORMATS, defaultExportDir, exportCorpus, type ExportFormat } from './export/index.ts';
 
 const HELP = `
@@ -17,20 +17,9 @@ Exit status: 0 when done; 2 for a usage or data error (bad flag, unfinished corp
 manifest row); 3 for an environment error (disk full, permission denied, the folder locked by another export).
 `;
 
-/** Corpus folders (those with a corpus.json) of a dataset; the stress-test eval corpus only when named. */
-async function corporaOf(base: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = (await readdir(base)).sort();
-  } catch {
-    throw new UserError('no corpora here', { file: base, fix: 'run `make generate` first' });
-  }
-  const out: string[] = [];
-  for (const n of names) {
-    if (n.startsWith('.') || n === 'source' || n === 'stress-test') continue;
-    try { if ((await stat(join(base, n, 'corpus.json'))).isFile()) out.push(n); } catch { /* not a corpus */ }
-  }
-  return out;
+/** Corpus folders of a dataset; the stress-test eval corpus only when named. */
+function corporaOf(base: string): Promise<string[]> {
+  return corporaIn(base, (n) => n.startsWith('.') || n === 'source' || n === 'stress-test');
 }
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
@@ -50,7 +39,6 @@ export function exportCommand(): Command {
     .addHelpText('after', HELP)
     .action(async (dirs: string[], o) => {
       if (!dirs.length) {
-        const { datasetSlug } = await import('./datasets/index.ts');
         const base = join(resolveRoot('corpora', o.corporaRoot), datasetSlug(o.dataset));
         dirs = (o.methods ?? (await corporaOf(base))).map((m: string) => join(base, m));
         if (!dirs.length) throw new UserError('no finished corpora to export', { file: base, fix: 'run `make generate` first' });

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../manifests/errors.ts';
 import { choiceFlag, intFlag, listFlag, numberFlag } from '../common/flags.ts';
-import { resolveRoot, rootHelp } from '../common/paths.ts';
+import { datasetSlug, resolveRoot, rootHelp } from '../common/paths.ts';
 import { DEFAULT_METHODS, listInfills, type Params } from './infills/index.ts';
 // cf-cagan (ONNX inpainting) registers itself; it joins the default methods whenever its model card exists.
 import './inpaint/infill.ts';
@@ -14,6 +14,7 @@ import { writeSampleGrid } from './sample-grid.ts';
 import { STRESS_FOLDER } from './stress/run.ts';
 import { DEFAULT_MAX_PIXELS, type ImageFormat } from './decode.ts';
 import { loadPlugins } from './plugins.ts';
+import { corporaIn, foldersHolding } from './corpus-folders.ts';
 import { repairCommand, type CorpusInfo } from './repair-hint.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -31,24 +32,9 @@ export function parseParamFlags(flags: string[]): Record<string, Params> {
   return out;
 }
 
-async function datasetBase(dataset: string, corporaRoot: string): Promise<string> {
-  const { datasetSlug } = await import('./datasets/index.ts');
+/** A dataset's folder under the corpora root. */
+function datasetBase(dataset: string, corporaRoot: string): string {
   return join(corporaRoot, datasetSlug(dataset));
-}
-
-/** Method folders (those with a corpus.json) under a dataset's corpora folder. */
-async function corporaIn(base: string): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = (await readdir(base)).sort();
-  } catch {
-    throw new UserError('no corpora here', { file: base, fix: 'run `make generate` first' });
-  }
-  const out: string[] = [];
-  for (const e of entries) {
-    try { if ((await stat(join(base, e, 'corpus.json'))).isFile()) out.push(e); } catch { /* not a corpus */ }
-  }
-  return out;
 }
 
 function methodHelp(): string {
@@ -131,7 +117,7 @@ export function verifyCommand(): Command {
     .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora live'))
     .action(async (dirs: string[], o) => {
       if (!dirs.length) {
-        const base = await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
+        const base = datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
         dirs = (o.methods ?? (await corporaIn(base))).map((m: string) => join(base, m));
         if (!dirs.length) throw new UserError('no corpora to verify', { file: base, fix: 'run `make generate` first' });
       }
@@ -154,18 +140,8 @@ export function verifyCommand(): Command {
 }
 
 /** Corpus folders under a dataset's corpora folder that a sharded run has started (state/plan.json) or finished. */
-async function startedCorpora(base: string): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = (await readdir(base)).sort();
-  } catch {
-    throw new UserError('no corpora here', { file: base, fix: 'run the generate workers first' });
-  }
-  const out: string[] = [];
-  for (const e of entries) {
-    try { if ((await stat(planPath(join(base, e)))).isFile()) out.push(e); } catch { /* not started by this version */ }
-  }
-  return out;
+function startedCorpora(base: string): Promise<string[]> {
+  return foldersHolding(base, planPath, { fix: 'run the generate workers first' });
 }
 
 export function finalizeCommand(): Command {
@@ -183,7 +159,7 @@ export function finalizeCommand(): Command {
     .action(async (dirs: string[], o) => {
       const log = o.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
       if (!dirs.length) {
-        const base = o.source ? dirname(resolve(o.source)) : await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
+        const base = o.source ? dirname(resolve(o.source)) : datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
         dirs = (o.methods ?? (await startedCorpora(base))).map((m: string) => join(base, m));
         if (!dirs.length) throw new UserError('no corpora to finalize', { file: base, fix: 'run the generate workers first' });
       }
@@ -216,7 +192,7 @@ export function sampleGridCommand(): Command {
     .option('--corpora-root <dir>', rootHelp('corpora', 'where corpora live'))
     .option('--out <file>', 'output PNG (default <corpora-root>/<dataset>/sample-grid.png)')
     .action(async (o) => {
-      const base = await datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
+      const base = datasetBase(o.dataset, resolveRoot('corpora', o.corporaRoot));
       // the stress-test eval corpus has its own grid (written beside it by `stress-test`), not a column here
       const methods: string[] = o.methods ?? (await corporaIn(base)).filter((m) => m !== STRESS_FOLDER);
       const res = await writeSampleGrid({ base, methods, rows: o.rows, cell: o.cell, seed: o.seed, split: o.split, out: o.out ?? join(base, 'sample-grid.png') });

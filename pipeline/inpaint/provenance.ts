@@ -1,4 +1,5 @@
 import { readCard, type ModelCard } from '../../common/model-card.ts';
+import { datasetSlug } from '../../common/paths.ts';
 import { openManifest } from '../../manifests/reader.ts';
 import { getInfill, type Params } from '../infills/index.ts';
 import { resolveMethods } from '../generate/index.ts';
@@ -68,7 +69,7 @@ export async function reportCaganProvenanceFor(
   if (o.source) {
     try { dataset = (await openManifest(o.source, { prefix: 'source' })).metadata.dataset; } catch { return; }
   } else {
-    dataset = (await import('../datasets/index.ts')).datasetSlug(o.dataset);
+    dataset = datasetSlug(o.dataset);
   }
   await reportCaganProvenance(names, o.params, dataset, log);
 }
