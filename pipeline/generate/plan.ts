@@ -11,6 +11,8 @@ import { DEFAULT_MAX_PIXELS } from '../decode.ts';
 import { sha256File } from '../../common/file-hash.ts';
 import { recordedDatasetRoot } from '../../common/paths.ts';
 import { stateDir } from './shards.ts';
+import type { MethodPlan, RunContext } from './item.ts';
+import type { Resolved } from './options.ts';
 
 /**
  * What a corpus will be before any shard is written: its config (everything that decides its bytes), the hash
@@ -21,6 +23,19 @@ import { stateDir } from './shards.ts';
 
 /** The `format` of a plan file. */
 export const PLAN_FORMAT = 'cfgen-corpus-plan';
+
+/**
+ * Method `m`'s folder, its corpus plan and its row plan for this run, the row plan registered in `ctx` so row jobs
+ * find it. The first step for every method, whether one process or a sharded worker runs it.
+ */
+export async function planMethod(m: InfillMethod, r: Pick<Resolved, 'parsed' | 'source' | 'base'>, opts: ConfigOptions, shards: number, ctx: RunContext): Promise<{ dir: string; corpus: CorpusPlan; plan: MethodPlan }> {
+  const params = r.parsed.get(m.name)!;
+  const dir = join(r.base, m.name);
+  const corpus = await corpusPlan(m, params, opts, r.source, shards);
+  const plan: MethodPlan = { name: m.name, params, variants: corpus.config.variants as number, dir };
+  ctx.methods[m.name] = plan;
+  return { dir, corpus, plan };
+}
 
 /** `<corpus>/state/plan.json`. */
 export interface CorpusPlan {

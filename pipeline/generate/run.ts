@@ -11,10 +11,9 @@ import { maskCacheFor, sweepMaskCacheTemps } from './mask-cache.ts';
 import { claimTiming, claimsIn, type ClaimTiming } from './claims.ts';
 import { DonorIndex } from './donors.ts';
 import { finalizeLocked } from './finalize.ts';
-import type { MethodPlan } from './item.ts';
 import { CORPUS_LOCK, lockCorpora, releaseAll } from './locks.ts';
 import { addCounts, exitStatus, runContext, type GenerateOptions, type GenerateSummary, type MethodSummary, type Resolved } from './options.ts';
-import { checkSameConfig, corpusPlan, readPlan, writePlan, type SourceInfo } from './plan.ts';
+import { checkSameConfig, planMethod, readPlan, writePlan, type SourceInfo } from './plan.ts';
 import { processShards, type MethodState, type ShardWork } from './process.ts';
 import { createProgress } from './progress.ts';
 import { generateSharded } from './sharded.ts';
@@ -181,18 +180,14 @@ async function refuseLiveClaims(dir: string, name: string, timing: ClaimTiming):
 
 /** runGenerate's work once every corpus folder of the run is locked. */
 async function generateLocked(opts: GenerateOptions, r: Resolved): Promise<GenerateSummary> {
-  const { methods, parsed, source, rows, base, log, t0 } = r;
+  const { methods, source, rows, log, t0 } = r;
   const shards = planShards(rows.length, opts.shardSize);
   const ctx = runContext(opts, source);
   const timing = opts.claimTiming ?? claimTiming();
 
   const states: MethodState[] = [];
   for (const m of methods) {
-    const params = parsed.get(m.name)!;
-    const dir = join(base, m.name);
-    const corpus = await corpusPlan(m, params, opts, source, shards.length);
-    const plan: MethodPlan = { name: m.name, params, variants: corpus.config.variants as number, dir };
-    ctx.methods[m.name] = plan;
+    const { dir, corpus, plan } = await planMethod(m, r, opts, shards.length, ctx);
     await refuseLiveClaims(dir, m.name, timing);
     if (opts.force) await clearCorpusDir(dir, [CORPUS_LOCK]);
     await checkSameConfig(dir, corpus.config_hash, m.name);

@@ -1,13 +1,11 @@
-import { join } from 'node:path';
 import { UserError, readDoneMarkerText } from '../../manifests/index.ts';
 import { LockHeldError, holderState, readLock } from '../../common/lock.ts';
 import { claimShard, claimTiming, type Claim, type ClaimTiming } from './claims.ts';
 import { DonorIndex } from './donors.ts';
 import { finalizeLocked, lockForFinalize } from './finalize.ts';
-import type { MethodPlan } from './item.ts';
 import { corpusLockPath } from './locks.ts';
 import { addCounts, exitStatus, runContext, type GenerateOptions, type GenerateSummary, type MethodSummary, type Resolved } from './options.ts';
-import { checkSameConfig, corpusPlan, pinPlan } from './plan.ts';
+import { checkSameConfig, pinPlan, planMethod } from './plan.ts';
 import { processShards, type MethodState, type ShardWork } from './process.ts';
 import { createProgress } from './progress.ts';
 import { ownedShards, type ShardAssignment } from './sharding.ts';
@@ -52,11 +50,7 @@ export async function generateSharded(opts: GenerateOptions, r: Resolved, a: Sha
 
   const states: MethodState[] = [];
   for (const m of methods) {
-    const params = parsed.get(m.name)!;
-    const dir = join(base, m.name);
-    const corpus = await corpusPlan(m, params, opts, source, shards.length);
-    const plan: MethodPlan = { name: m.name, params, variants: corpus.config.variants as number, dir };
-    ctx.methods[m.name] = plan;
+    const { dir, corpus, plan } = await planMethod(m, r, opts, shards.length, ctx);
     await checkSameConfig(dir, corpus.config_hash, m.name);
     await refuseUnshardedRun(dir, m.name);
     await pinPlan(dir, corpus);
