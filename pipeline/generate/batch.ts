@@ -4,7 +4,7 @@ import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
 import type { BatchInfill, BatchItem, InfillResult } from '../infills/types.ts';
 import { prepareRow, type Prepared } from './prepare.ts';
 import { maskCacheFor } from './mask-cache.ts';
-import { baseCorpusRow, boxColumn, compositeRegion, regionFor, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './item.ts';
+import { boxColumn, compositeRegion, startVariantRow, writeOutput, type MethodPlan, type RunContext, type WrittenFile } from './item.ts';
 
 /**
  * A batched (model) infill over one shard, on the main thread: rows are decoded `batchSize` at a time (decode runs
@@ -27,14 +27,10 @@ export async function processBatchShard(
       const p = prepared[k];
       const box = p.status === 'ok' ? boxColumn(p) : undefined;
       for (let v = 0; v < plan.variants; v++) {
-        const row = baseCorpusRow(src, m, plan, v, ctx.seed, ctx);
+        const { row, ready } = startVariantRow(src, m, plan, v, ctx, p, box);
         outRows.push(row);
-        if (p.status !== 'ok') { row.status = p.status; row.error = p.reason; continue; }
-        row.box = box;
-        if (m.kind === 'f') row.mask_kind = p.objectKind;
-        const reg = regionFor(m, p);
-        if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; continue; }
-        pending.push({ row, prep: p, item: { image: p.image, region: reg.region, rng: rngFor(ctx.seed, src.id, m.name, v), sourceId: src.id, variant: v } });
+        if (!ready) continue;
+        pending.push({ row, prep: ready.prep, item: { image: ready.prep.image, region: ready.region, rng: rngFor(ctx.seed, src.id, m.name, v), sourceId: src.id, variant: v } });
       }
     });
     let results: InfillResult[] = [];

@@ -121,6 +121,23 @@ export function regionFor(m: InfillMethod, p: Extract<Prepared, { status: 'ok' }
   return { region };
 }
 
+/**
+ * Variant `v`'s corpus row of `src` under `m`, filled in as every path (one row at a time, or batched) fills it: the
+ * prepare error, the box column, the F mask kind, and a skip when the method has no region. `ready` is null when
+ * the row is already final; otherwise it holds the decoded row and the region to fill.
+ */
+export function startVariantRow(
+  src: SourceRow, m: InfillMethod, plan: MethodPlan, v: number, ctx: RunContext, p: Prepared, box: number[] | undefined,
+): { row: CorpusRow; ready: { prep: Extract<Prepared, { status: 'ok' }>; region: Mask } | null } {
+  const row = baseCorpusRow(src, m, plan, v, ctx.seed, ctx);
+  if (p.status !== 'ok') { row.status = p.status; row.error = p.reason; return { row, ready: null }; }
+  row.box = box;
+  if (m.kind === 'f') row.mask_kind = p.objectKind;
+  const reg = regionFor(m, p);
+  if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; return { row, ready: null }; }
+  return { row, ready: { prep: p, region: reg.region } };
+}
+
 /** Encode, hash and atomically write one generated image; fills the row's ok fields. */
 export async function writeOutput(row: CorpusRow, img: RGBImage, plan: MethodPlan, ctx: RunContext): Promise<WrittenFile> {
   const bytes = await encodeImage(img, ctx.format);
@@ -165,17 +182,14 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
     const rows: CorpusRow[] = (result.rows[name] = []);
     const files: WrittenFile[] = (result.files[name] = []);
     for (let v = 0; v < plan.variants; v++) {
-      const row = baseCorpusRow(job.row, m, plan, v, ctx.seed, ctx);
+      const { row, ready } = startVariantRow(job.row, m, plan, v, ctx, prepared, box);
       rows.push(row);
-      if (prepared.status !== 'ok') { row.status = prepared.status; row.error = prepared.reason; continue; }
-      row.box = box;
-      if (m.kind === 'f') row.mask_kind = prepared.objectKind;
-      const reg = regionFor(m, prepared);
-      if ('skipped' in reg) { row.status = 'skipped'; row.error = reg.skipped; continue; }
+      if (!ready) continue;
+      const { prep, region } = ready;
       let donors: Donor[] | undefined;
       if (m.donors && m.donors.count(plan.params) > 0) {
         const candidates = job.donors[name]?.[v] ?? [];
-        const got = await loadDonors(m, plan, candidates, prepared.image, ctx);
+        const got = await loadDonors(m, plan, candidates, prep.image, ctx);
         if (!got.donors.length) {
           row.status = 'skipped';
           row.error = candidates.length === 0
@@ -187,8 +201,8 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
       }
       let res: InfillResult;
       try {
-        res = m.apply(prepared.image, reg.region, rngFor(ctx.seed, job.row.id, m.name, v), plan.params, {
-          object: prepared.object, box: prepared.box, donors, label: job.row.label, sourceId: job.row.id,
+        res = m.apply(prep.image, region, rngFor(ctx.seed, job.row.id, m.name, v), plan.params, {
+          object: prep.object, box: prep.box, donors, label: job.row.label, sourceId: job.row.id,
         });
       } catch (e) {
         row.status = 'error';
@@ -196,7 +210,7 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
         continue;
       }
       if (res.status !== 'ok') { row.status = 'skipped'; row.error = res.reason; continue; }
-      const out = isBuiltinInfill(m.name) ? res.image : compositeRegion(prepared.image, reg.region, res.image);
+      const out = isBuiltinInfill(m.name) ? res.image : compositeRegion(prep.image, region, res.image);
       files.push(await writeOutput(row, out, plan, ctx));
     }
   }
