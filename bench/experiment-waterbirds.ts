@@ -15,8 +15,8 @@
  *          [--model small] [--methods orig,f-random,cf-tile,cf-tile+f-random+sal@10] [--dataset synth-waterbirds]
  *          [--runs-root runs] [--corpora-root corpora] [--fresh] [--extra "--lr 0.002"] [--no-stress]
  */
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { runChild } from './child.ts';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,16 +47,7 @@ const EXTRA = arg('extra', '').split(/\s+/).filter(Boolean);
 const GAP_REQUIRED = 0.15;
 
 function run(cmd: string, args: string[], logFile?: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'] });
-    if (logFile) {
-      const out = createWriteStream(logFile);
-      child.stdout!.pipe(out);
-      child.stderr!.pipe(out);
-    }
-    child.on('error', rej);
-    child.on('exit', (c) => res(c ?? 1));
-  });
+  return runChild(cmd, args, ROOT, logFile);
 }
 
 interface Job { method: string; seed: number; runId: string }

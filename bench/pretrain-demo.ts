@@ -15,8 +15,8 @@
  * usage: npx tsx bench/pretrain-demo.ts [--seeds 0,1,2] [--parallel 2] [--methods orig,cf-tile+f-random+sal@10]
  *          [--pretrain-train 5400] [--pretrain-epochs 10] [--pretrain-correlation 0.11] [--no-docs] [--fresh]
  */
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { runChild } from './child.ts';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { cpus, getPriority, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -53,16 +53,7 @@ const WB = 'synth-waterbirds';
 const COMMON = ['--backend', 'wasm', '--concurrency', '4', '--aupr-images', '0', '--eg-samples', '0', '--runs-root', RUNS_ROOT];
 
 function cfgen(args: string[], logFile?: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const child = spawn('npx', ['--no-install', 'tsx', 'cfgen.ts', ...args], { cwd: ROOT, stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'] });
-    if (logFile) {
-      const out = createWriteStream(logFile);
-      child.stdout!.pipe(out);
-      child.stderr!.pipe(out);
-    }
-    child.on('error', rej);
-    child.on('exit', (c) => res(c ?? 1));
-  });
+  return runChild('npx', ['--no-install', 'tsx', 'cfgen.ts', ...args], ROOT, logFile);
 }
 
 /** A run is finished when its state says so and it has been evaluated; such runs are skipped on a rerun. */
