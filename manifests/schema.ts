@@ -13,7 +13,7 @@ export const MANIFEST_FORMAT_VERSION = 1;
 /** key of the JSON blob in the Arrow schema's custom metadata */
 export const METADATA_KEY = 'cfgen';
 
-type ColType = 'utf8' | 'int32' | 'float32' | 'bool' | 'list<float32>';
+export type ColType = 'utf8' | 'int32' | 'float32' | 'bool' | 'list<float32>';
 export interface ColumnSpec {
   name: string;
   type: ColType;

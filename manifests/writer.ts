@@ -1,16 +1,101 @@
 import * as arrow from 'apache-arrow';
 import { join } from 'node:path';
-import { arrowSchema, arrowType, columnsFor, type ManifestKind, type ManifestMetadata, type SourceRow, type CorpusRow, type EvalRow } from './schema.ts';
+import { arrowSchema, arrowType, columnsFor, type ColType, type ManifestKind, type ManifestMetadata, type SourceRow, type CorpusRow, type EvalRow } from './schema.ts';
 import { writeFileAtomic, sha256Hex } from './io.ts';
 
 type AnyRow = SourceRow | CorpusRow | EvalRow;
+
+/**
+ * A zeroed bitmap for n bits, padded as apache-arrow's builders pad it (a multiple of 64 bytes, at least 64): its IPC
+ * writer keeps a bitmap's padding, so the file bytes depend on it.
+ */
+function bitmap(n: number): Uint8Array {
+  return new Uint8Array(Math.max(64, Math.ceil(((n + 7) >> 3) / 64) * 64));
+}
+
+/**
+ * One column's Arrow data, built straight into its final buffers: the same file bytes as `arrow.vectorFromArray`
+ * (its IPC writer trims value buffers to their logical length and keeps bitmaps as padded, see `bitmap`), at a
+ * fraction of the memory. Arrow's Utf8 builder kept a Map entry and an encoded Uint8Array per value, about 0.4 kB per
+ * row per string column, which made writing a 50k-row shard the largest transient of `dataset`
+ * (test/manifest-encode.test.ts checks the bytes against Arrow's builders).
+ */
+export function columnData(type: ColType, values: readonly unknown[], column = ''): arrow.Data {
+  const n = values.length;
+  let nullCount = 0;
+  const validity = bitmap(n);
+  for (let i = 0; i < n; i++) {
+    if (values[i] === null || values[i] === undefined) nullCount++;
+    else validity[i >> 3] |= 1 << (i & 7);
+  }
+  const nullBitmap = nullCount ? validity : undefined;
+  const bad = (i: number, expected: string): never => {
+    throw new Error(`manifest column "${column}", row ${i}: expected ${expected}, got ${JSON.stringify(values[i])}`);
+  };
+  switch (type) {
+    case 'utf8': {
+      const offsets = new Int32Array(n + 1);
+      let bytes = 0;
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v !== null && v !== undefined) {
+          if (typeof v !== 'string') bad(i, 'a string');
+          bytes += Buffer.byteLength(v as string, 'utf8');
+        }
+        offsets[i + 1] = bytes;
+      }
+      const data = Buffer.alloc(bytes);
+      for (let i = 0; i < n; i++) if (offsets[i + 1] > offsets[i]) data.write(values[i] as string, offsets[i], 'utf8');
+      return arrow.makeData({ type: new arrow.Utf8(), length: n, nullCount, nullBitmap, valueOffsets: offsets, data: new Uint8Array(data.buffer, data.byteOffset, bytes) });
+    }
+    case 'int32':
+    case 'float32': {
+      const data = type === 'int32' ? new Int32Array(n) : new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) continue;
+        if (typeof v !== 'number') bad(i, 'a number');
+        data[i] = v as number;
+      }
+      return type === 'int32'
+        ? arrow.makeData({ type: new arrow.Int32(), length: n, nullCount, nullBitmap, data: data as Int32Array })
+        : arrow.makeData({ type: new arrow.Float32(), length: n, nullCount, nullBitmap, data: data as Float32Array });
+    }
+    case 'bool': {
+      const data = bitmap(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) continue;
+        if (typeof v !== 'boolean') bad(i, 'true or false');
+        if (v) data[i >> 3] |= 1 << (i & 7);
+      }
+      return arrow.makeData({ type: new arrow.Bool(), length: n, nullCount, nullBitmap, data });
+    }
+    case 'list<float32>': {
+      const offsets = new Int32Array(n + 1);
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v !== null && v !== undefined) {
+          if (!Array.isArray(v) && !ArrayBuffer.isView(v)) bad(i, 'an array of numbers');
+          total += (v as ArrayLike<number>).length;
+        }
+        offsets[i + 1] = total;
+      }
+      const items = new Float32Array(total);
+      for (let i = 0; i < n; i++) if (offsets[i + 1] > offsets[i]) items.set(values[i] as ArrayLike<number>, offsets[i]);
+      const listType = arrowType('list<float32>') as arrow.List<arrow.Float32>;
+      const child = arrow.makeData({ type: listType.children[0].type, length: total, nullCount: 0, data: items });
+      return arrow.makeData({ type: listType, length: n, nullCount, nullBitmap, valueOffsets: offsets, child });
+    }
+  }
+}
 
 /** Encode rows as one Arrow IPC file (in memory). Same rows + metadata → same bytes. */
 export function encodeManifest(kind: ManifestKind, metadata: ManifestMetadata, rows: readonly AnyRow[]): Uint8Array {
   const schema = arrowSchema(kind, metadata);
   const cols = columnsFor(kind);
-  const data: Record<string, arrow.Vector> = {};
-  for (const c of cols) {
+  const children = cols.map((c) => {
     const values = rows.map((r, i) => {
       const v = (r as Record<string, unknown>)[c.name];
       // an optional column left out of a row object is null (schema.ts ColumnSpec.optional)
@@ -20,16 +105,11 @@ export function encodeManifest(kind: ManifestKind, metadata: ManifestMetadata, r
       }
       return v;
     });
-    data[c.name] = arrow.vectorFromArray(values, arrowType(c.type) as arrow.DataType);
-  }
+    return columnData(c.type, values, c.name);
+  });
   const batch = new arrow.RecordBatch(
     schema,
-    arrow.makeData({
-      type: new arrow.Struct(schema.fields),
-      length: rows.length,
-      nullCount: 0,
-      children: cols.map((c) => data[c.name].data[0]),
-    }),
+    arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children }),
   );
   const table = new arrow.Table(schema, rows.length ? [batch] : []);
   return arrow.tableToIPC(table, 'file');

@@ -45,6 +45,9 @@ export function cctFingerprint(root: string): Promise<string> {
 }
 
 export async function readCct(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
+  // first, while nothing else is held: listing a large dataset is a memory peak of its own; and a file changed
+  // during the ingest then makes the next run rebuild
+  const fingerprint = await cctFingerprint(root);
   const categories = new Map<number, string>();
   const images: ImageDraft[] = [];
   const imageFileOf = new Map<string, string>();
@@ -132,7 +135,7 @@ export async function readCct(root: string, opts: AdapterOptions = {}): Promise<
     config: {
       category_ids: classIds,
       dropped_category: CCT_EMPTY_CATEGORY,
-      fingerprint: await cctFingerprint(root),
+      fingerprint,
       dropped: { empty: droppedEmpty, unannotated: droppedUnannotated },
     },
   };

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import fg from 'fast-glob';
+import { statSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManifestWriter, type ManifestMetadata, type SourceRow } from '../../manifests/index.ts';
@@ -178,8 +179,20 @@ export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
  */
 export async function listingFingerprint(root: string, patterns: string[], indexFiles: readonly string[] = [], opts: { followSymlinks?: boolean } = {}): Promise<string> {
   // not following links keeps a link to / from walking the whole disk; adapters that follow them say so
-  const entries = await fg(patterns, { cwd: root, onlyFiles: true, stats: true, dot: false, followSymbolicLinks: opts.followSymlinks ?? true });
-  const lines = entries.filter((e) => !/\.tmp-/.test(e.path)).map((e) => `${e.path}\t${e.stats?.size ?? 0}`).sort();
+  // paths first, sizes after, one file at a time: fast-glob's `stats: true` stats a whole folder at once and keeps
+  // every fs.Stats object (about 250 MB of heap for a folder of 100k images, the largest part of `dataset`'s peak).
+  // A followed link has its target's size, as fast-glob reported it; a file gone since the listing counts as size 0.
+  const lines: string[] = [];
+  const stream = fg.stream(patterns, { cwd: root, onlyFiles: true, dot: false, followSymbolicLinks: opts.followSymlinks ?? true });
+  for await (const path of stream as AsyncIterable<string>) {
+    if (/\.tmp-/.test(path)) continue;
+    let size = 0;
+    try {
+      size = statSync(join(root, path)).size;
+    } catch { /* removed meanwhile */ }
+    lines.push(`${path}\t${size}`);
+  }
+  lines.sort();
   for (const f of indexFiles) {
     try {
       lines.push(`${f}\tsha256:${sha256Hex(await readFile(join(root, f)))}`);

@@ -8,7 +8,7 @@ import {
   IMAGE_EXT, baseRow, boxesOfMask, errorRow, isFile, listingFingerprint, mapLimit, naturalCompare, probeImage, rowOrError,
   type AdapterOptions, type AdapterResult,
 } from './common.ts';
-import { readCsv } from './csv.ts';
+import { streamCsv } from './csv.ts';
 
 /**
  * A plain image-folder dataset:
@@ -45,6 +45,9 @@ const outsideMessage = (root: string, rel: string, real: string) =>
   `${join(root, rel)} is a symbolic link (or inside one) to ${real}, outside the dataset root ${root}; move the file into the dataset, or pass --follow-symlinks to read it`;
 
 export async function readFolder(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
+  // first, while nothing else is held: listing a large dataset is a memory peak of its own; and a file changed
+  // during the ingest then makes the next run rebuild
+  const fingerprint = await folderFingerprint(root, { followSymlinks: opts.followSymlinks });
   const all = (await fg('*/*/*', { cwd: root, onlyFiles: true }))
     .filter((f) => IMAGE_EXT.test(f) && !f.startsWith('masks/'))
     .sort(naturalCompare);
@@ -83,8 +86,7 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
   const hasBoxes = await isFile(boxesFile);
   if (hasBoxes) {
     const known = new Set(all);
-    const { records } = await readCsv(boxesFile, FOLDER_BOX_COLUMNS);
-    for (const { line, values: v } of records) {
+    for await (const { line, values: v } of streamCsv(boxesFile, FOLDER_BOX_COLUMNS)) {
       const ctx = { file: boxesFile, row: line };
       resolveInsideRoot(root, v.path, ctx);
       const path = v.path.replace(/^\.\//, '');
@@ -133,6 +135,6 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
   return {
     rows,
     classNames,
-    config: { class_source: classSource, fingerprint: await folderFingerprint(root, { followSymlinks: opts.followSymlinks }) },
+    config: { class_source: classSource, fingerprint },
   };
 }

@@ -42,6 +42,9 @@ export function in9Fingerprint(root: string): Promise<string> {
 }
 
 export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
+  // first, while nothing else is held: listing a large dataset is a memory peak of its own; and a file changed
+  // during the ingest then makes the next run rebuild
+  const fingerprint = await in9Fingerprint(root);
   const seed = opts.seed ?? 0;
   const trainDir = 'train/original/train';
   const train = await listClassFolders(root, trainDir);
@@ -143,7 +146,7 @@ export async function readIn9(root: string, opts: AdapterOptions = {}): Promise<
       class_folders: classFolders,
       test_variants: variants,
       val: carved ? { source: 'carved-from-train', fraction: IN9_CARVED_VAL_FRACTION, seed } : { source: valDir },
-      fingerprint: await in9Fingerprint(root),
+      fingerprint,
     },
   };
 }

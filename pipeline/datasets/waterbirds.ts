@@ -20,6 +20,9 @@ export function waterbirdsFingerprint(root: string): Promise<string> {
 }
 
 export async function readWaterbirds(root: string, opts: AdapterOptions = {}): Promise<AdapterResult> {
+  // first, while nothing else is held: listing a large dataset is a memory peak of its own; and a file changed
+  // during the ingest then makes the next run rebuild
+  const fingerprint = await waterbirdsFingerprint(root);
   const csvFile = join(root, 'metadata.csv');
   const { records } = await readCsv(csvFile, WATERBIRDS_COLUMNS);
   const drafts = records.map(({ line, values: v }) => {
@@ -71,6 +74,6 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
   return {
     rows,
     classNames: WATERBIRDS_CLASSES,
-    config: { fingerprint: await waterbirdsFingerprint(root) },
+    config: { fingerprint },
   };
 }
