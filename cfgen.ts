@@ -4,6 +4,7 @@
  * loading tfjs and `cfgen train` never loads the image pipeline.
  */
 import { exitOnError } from './common/env-errors.ts';
+import { boundHeapGrowth } from './common/heap.ts';
 import { TOOL_VERSION } from './manifests/version.ts';
 import type { Command } from 'commander';
 
@@ -36,6 +37,7 @@ function usage(): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  boundHeapGrowth();
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());

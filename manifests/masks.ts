@@ -65,19 +65,52 @@ export function boxesToMask(boxes: readonly number[], width: number, height: num
 
 /** Tight integer bounding box of the object pixels; null for an empty mask. */
 export function boundingBoxOfMask(m: Mask): Box | null {
-  let x0 = m.width, y0 = m.height, x1 = -1, y1 = -1;
-  for (let y = 0; y < m.height; y++) {
-    const off = y * m.width;
-    for (let x = 0; x < m.width; x++) {
-      if (m.data[off + x]) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        y1 = y;
-      }
-    }
+  const W = m.width, n = W * m.height;
+  const data = m.data.length > n ? m.data.subarray(0, n) : m.data; // bytes past the last row are no pixels
+  // the first and last set pixels give the rows; only pixels outside the columns found so far can widen the box,
+  // so each row in between is scanned from its ends inward and the middle is never read
+  const first = firstSetIndex(data);
+  if (first < 0) return null;
+  const last = lastSetIndex(data);
+  const y0 = Math.floor(first / W), y1 = Math.floor(last / W);
+  let x0 = Math.min(first - y0 * W, last - y1 * W), x1 = Math.max(first - y0 * W, last - y1 * W);
+  for (let off = y0 * W; off <= y1 * W; off += W) {
+    for (let x = 0; x < x0; x++) if (data[off + x]) { x0 = x; break; }
+    for (let x = W - 1; x > x1; x--) if (data[off + x]) { x1 = x; break; }
   }
-  return x1 < 0 ? null : { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
+  return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
+}
+
+/*
+ * A word-at-a-time search for set (nonzero) bytes, for boundingBoxOfMask: the unaligned head and tail bytes one
+ * by one, the 4-byte-aligned middle through an Int32Array view, where a word is 0 exactly when its 4 bytes are.
+ * (pipeline/masks-ops.ts has its own copy: this contract folder imports nothing from the pipeline.)
+ */
+function alignedSpan(d: Uint8Array): { head: number; words: Int32Array } {
+  const head = Math.min(d.length, (4 - (d.byteOffset & 3)) & 3);
+  const n = (d.length - head) >>> 2;
+  return { head, words: n === 0 ? new Int32Array(0) : new Int32Array(d.buffer, d.byteOffset + head, n) };
+}
+
+/** Index of the first nonzero byte of d, or −1. */
+function firstSetIndex(d: Uint8Array): number {
+  const { head, words } = alignedSpan(d);
+  for (let i = 0; i < head; i++) if (d[i]) return i;
+  let k = 0;
+  while (k < words.length && words[k] === 0) k++;
+  for (let i = head + (k << 2); i < d.length; i++) if (d[i]) return i;
+  return -1;
+}
+
+/** Index of the last nonzero byte of d, or −1. */
+function lastSetIndex(d: Uint8Array): number {
+  const { head, words } = alignedSpan(d);
+  const bodyEnd = head + (words.length << 2);
+  for (let i = d.length - 1; i >= bodyEnd; i--) if (d[i]) return i;
+  let k = words.length - 1;
+  while (k >= 0 && words[k] === 0) k--;
+  for (let i = head + (k << 2) + 3; i >= 0; i--) if (d[i]) return i;
+  return -1;
 }
 
 /** The box mask of a segmentation mask: its bounding rectangle filled (empty stays empty). DESIGN §1: CF holes. */

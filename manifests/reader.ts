@@ -44,18 +44,37 @@ function rowsOf<R>(table: arrow.Table | arrow.RecordBatch, kind: ManifestKind): 
   const specs = columnsFor(kind);
   const names = specs.map((c) => c.name);
   const cols = names.map((n) => table.getChild(n));
+  const interned = specs.map((c) => (c.type === 'utf8' ? new Interner() : null));
   const out: R[] = new Array(table.numRows);
   for (let i = 0; i < table.numRows; i++) {
     const row: Record<string, unknown> = {};
     for (let j = 0; j < names.length; j++) {
       const got = cols[j]?.get(i);
-      const v = got instanceof arrow.Vector ? Array.from(got.toArray() as Float32Array) : got ?? null;
+      const v = got instanceof arrow.Vector ? Array.from(got.toArray() as Float32Array) : interned[j] && got != null ? interned[j]!.of(got as string) : got ?? null;
       if (v === null && specs[j].optional) continue;
       row[names[j]] = v;
     }
     out[i] = row as R;
   }
   return out;
+}
+
+/**
+ * One copy of each repeated string of a column. Arrow decodes a new string per cell, so 100k rows held 100k copies
+ * of "train", of each class name and of each status: about 100 bytes per row of a source manifest. Columns of
+ * mostly distinct values (ids, paths) stop being interned once they show more than `limit` distinct values.
+ */
+class Interner {
+  private seen: Map<string, string> | null = new Map();
+  constructor(private readonly limit = 4096) {}
+  of(s: string): string {
+    if (!this.seen) return s;
+    const had = this.seen.get(s);
+    if (had !== undefined) return had;
+    if (this.seen.size >= this.limit) { this.seen = null; return s; }
+    this.seen.set(s, s);
+    return s;
+  }
 }
 
 /** What to do about a shard that does not decode, when the caller knows nothing better. */

@@ -53,18 +53,136 @@ function spans(n: number, m: number): Int32Array {
   return r;
 }
 
+/*
+ * Word-at-a-time helpers. Masks are usually 0/1 but any nonzero byte counts as set, so each 32-bit word is first
+ * folded to "0x01 in every byte lane that is nonzero": x |= x >>> 4, then x |= x >>> 2, then x |= x >>> 1 leaves
+ * in bit j the OR of bits j..j+7, and masking with 0x01010101 keeps bit 0 of each byte, which saw only its own
+ * byte's bits. The lanes are handled alike, so the byte order of the platform does not matter. Words are read
+ * through an Int32Array view of the mask's 4-byte-aligned middle; the unaligned head and tail bytes go one at a time.
+ */
+
+/** Bytes before the first 4-byte boundary of d's buffer, capped at d's length. */
+function alignedHead(d: Uint8Array): number {
+  return Math.min(d.length, (4 - (d.byteOffset & 3)) & 3);
+}
+
+function alignedWords(d: Uint8Array, head: number): Int32Array {
+  const n = (d.length - head) >>> 2;
+  // a capped head need not end on a boundary, but then there are no words to view
+  return n === 0 ? new Int32Array(0) : new Int32Array(d.buffer, d.byteOffset + head, n);
+}
+
+/** 0x01 in each byte lane of v that is nonzero, 0 elsewhere. */
+function nonzeroLanes(v: number): number {
+  v |= v >>> 4;
+  v |= v >>> 2;
+  v |= v >>> 1;
+  return v & 0x01010101;
+}
+
 /** 1 − m: the background of an object mask (F infills fill it). */
 export function invertMask(m: Mask): Mask {
   const out = newMask(m.width, m.height);
-  for (let i = 0; i < m.data.length; i++) out.data[i] = m.data[i] ? 0 : 1;
+  const d = m.data, o = out.data;
+  const head = alignedHead(d);
+  let i = 0;
+  for (; i < head; i++) o[i] = d[i] ? 0 : 1;
+  // out is a fresh mask (offset 0), so out's words line up with d's only when d's head is empty; d may be longer
+  // than out, whose missing bytes take no writes
+  if (head === 0) {
+    const w = alignedWords(d, 0), nw = Math.min(w.length, o.length >>> 2), ow = new Int32Array(o.buffer, 0, nw);
+    for (let k = 0; k < nw; k++) ow[k] = nonzeroLanes(w[k]) ^ 0x01010101;
+    i = nw << 2;
+  }
+  for (; i < d.length; i++) o[i] = d[i] ? 0 : 1;
   return out;
 }
 
 /** Number of pixels set. */
 export function maskArea(m: Mask): number {
+  const d = m.data;
+  const head = alignedHead(d);
   let n = 0;
-  for (let i = 0; i < m.data.length; i++) if (m.data[i]) n++;
+  for (let i = 0; i < head; i++) if (d[i]) n++;
+  const w = alignedWords(d, head);
+  // per-lane counts (each lane gains at most 1 per word), folded before a lane could pass 255
+  for (let k = 0; k < w.length;) {
+    const end = Math.min(w.length, k + 255);
+    let lanes = 0;
+    for (; k < end; k++) lanes += nonzeroLanes(w[k]);
+    n += (lanes & 0xff) + ((lanes >>> 8) & 0xff) + ((lanes >>> 16) & 0xff) + (lanes >>> 24);
+  }
+  for (let i = head + (w.length << 2); i < d.length; i++) if (d[i]) n++;
   return n;
+}
+
+/**
+ * A minSpan for maskRuns' callers that also have a per-pixel pass: runs averaging fewer pixels than this (gaps
+ * included) cost more to walk than testing every pixel does. Tile's copy on 224² random speckle broke even between
+ * spans of 21 and 51; object and background masks run far longer (a 224² ellipse: ~350 pixels a run).
+ */
+export const RAGGED_SPAN = 32;
+
+/** When maskRuns gives up and returns null. */
+export interface RunLimits {
+  /** more runs than this */
+  maxRuns?: number;
+  /** past the first 64 runs, fewer pixels scanned per run than this on average (a ragged mask) */
+  minSpan?: number;
+}
+
+/**
+ * The set pixels of m as maximal runs of consecutive indices, [start, end) pairs in increasing order:
+ * [s0, e0, s1, e1, ...]. Runs follow the row-major data, so one may continue from a row's end onto the next row.
+ * Long runs (object and background) are crossed a word at a time. With limits, null as soon as one is passed: on
+ * a ragged mask a per-pixel pass is cheaper than walking thousands of runs a few pixels long.
+ */
+export function maskRuns(m: Mask): Int32Array;
+export function maskRuns(m: Mask, limits: RunLimits): Int32Array | null;
+export function maskRuns(m: Mask, limits: RunLimits = {}): Int32Array | null {
+  const maxEntries = 2 * (limits.maxRuns ?? Infinity), minSpan = limits.minSpan ?? 0;
+  const d = m.data;
+  const head = alignedHead(d);
+  const w = alignedWords(d, head);
+  let runs = new Int32Array(64);
+  let k = 0;
+  for (let i = nextSet(d, w, head, 0); i < d.length; i = nextSet(d, w, head, i)) {
+    if (k >= maxEntries || (k >= 128 && k * minSpan > 2 * i)) return null;
+    const j = nextClear(d, w, head, i);
+    if (k === runs.length) { const r = new Int32Array(2 * k); r.set(runs); runs = r; }
+    runs[k++] = i;
+    runs[k++] = j;
+    i = j;
+  }
+  return runs.subarray(0, k);
+}
+
+/** The first index ≥ i whose byte is nonzero, or d.length. `w` views d's aligned words from byte `head` on. */
+function nextSet(d: Uint8Array, w: Int32Array, head: number, i: number): number {
+  // ragged masks have short gaps: a few bytes one by one before going word by word
+  for (const stop = Math.min(d.length, i + 8); i < stop; i++) if (d[i]) return i;
+  if (i < head + (w.length << 2)) {
+    for (; i < head || ((i - head) & 3) !== 0; i++) if (d[i]) return i;
+    let k = (i - head) >>> 2;
+    while (k < w.length && w[k] === 0) k++;
+    i = head + (k << 2);
+  }
+  for (; i < d.length; i++) if (d[i]) return i;
+  return d.length;
+}
+
+/** The first index ≥ i whose byte is zero, or d.length. */
+function nextClear(d: Uint8Array, w: Int32Array, head: number, i: number): number {
+  for (const stop = Math.min(d.length, i + 8); i < stop; i++) if (!d[i]) return i;
+  if (i < head + (w.length << 2)) {
+    for (; i < head || ((i - head) & 3) !== 0; i++) if (!d[i]) return i;
+    let k = (i - head) >>> 2;
+    // a word has a zero byte iff (v − 0x01010101) & ~v & 0x80808080 ≠ 0 (exact as a yes/no, whichever lane it is)
+    while (k < w.length && ((w[k] - 0x01010101) & ~w[k] & 0x80808080) === 0) k++;
+    i = head + (k << 2);
+  }
+  for (; i < d.length; i++) if (!d[i]) return i;
+  return d.length;
 }
 
 /** Union of two masks of the same size. */

@@ -12,10 +12,19 @@ import type { SourceRow } from '../../manifests/schema.ts';
  * rngFor(seed, source_id, method, variant) is the same with or without donors.
  */
 export class DonorIndex {
-  /** per split: rows sorted by label (stable), with each label's [start, count) */
-  private splits = new Map<string, { rows: SourceRow[]; ranges: Map<number, [number, number]>; pos: Map<string, number> }>();
+  /** per split: rows sorted by label (stable), with each label's [start, count); built on first use */
+  private built: Map<string, { rows: SourceRow[]; ranges: Map<number, [number, number]>; pos: Map<string, number> }> | null = null;
 
-  constructor(rows: readonly SourceRow[]) {
+  // Built when a method first asks for donors: a run of methods that draw none (every CF method, F-Random) would
+  // otherwise hold a second sorted copy of the rows and an id map, 10–20 MB at 100k images.
+  constructor(private readonly rows: readonly SourceRow[]) {}
+
+  private get splits(): NonNullable<DonorIndex['built']> {
+    return (this.built ??= DonorIndex.build(this.rows));
+  }
+
+  private static build(rows: readonly SourceRow[]): NonNullable<DonorIndex['built']> {
+    const splits: NonNullable<DonorIndex['built']> = new Map();
     const bySplit = new Map<string, SourceRow[]>();
     for (const r of rows) {
       if (r.status !== 'ok' || (!r.mask_path && !(r.boxes && r.boxes.length >= 4))) continue;
@@ -31,8 +40,9 @@ export class DonorIndex {
         if (rg) rg[1]++;
         else ranges.set(r.label, [i, 1]);
       });
-      this.splits.set(split, { rows: sorted, ranges, pos: new Map(sorted.map((r, i) => [r.id, i])) });
+      splits.set(split, { rows: sorted, ranges, pos: new Map(sorted.map((r, i) => [r.id, i])) });
     }
+    return splits;
   }
 
   /** Number of classes with a usable image in a split. */

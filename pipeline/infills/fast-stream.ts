@@ -10,16 +10,21 @@ import type { Rng } from '../../manifests/rng.ts';
  * of samples, exact N(0, 1) overall (tail by Marsaglia's exponential method, wedges by rejection).
  */
 export class FastStream {
-  private s = new Int32Array(4);
+  /**
+   * The sfc32 state [a, b, c, d]. Per-pixel loops may copy it into locals, step sfc32 inline exactly as i32() does,
+   * and store it back after the loop (V8 keeps locals in registers, not the array): the stream then continues as if
+   * every draw had gone through i32().
+   */
+  readonly state = new Int32Array(4);
 
   constructor(rng: Rng) {
-    for (let i = 0; i < 4; i++) this.s[i] = Math.floor(rng.next() * 4294967296) | 0;
+    for (let i = 0; i < 4; i++) this.state[i] = Math.floor(rng.next() * 4294967296) | 0;
     for (let i = 0; i < 12; i++) this.u32();
   }
 
   /** a uniform 32-bit integer, as a signed int32 */
   i32(): number {
-    const s = this.s;
+    const s = this.state;
     const a = s[0], b = s[1], c = s[2], d = s[3];
     const t = (a + b) | 0;
     const dd = (d + 1) | 0;
@@ -50,6 +55,72 @@ export class FastStream {
     const iz = hz & 127;
     if (Math.abs(hz) < KN[iz]) return hz * WN[iz];
     return this.normalSlow(hz, iz);
+  }
+
+  /**
+   * Fisher–Yates in place, drawing exactly as `for (i = n − 1; i > 0; i--) swap(a[i], a[int(i + 1)])` would,
+   * with the stream state held in locals.
+   */
+  shuffle(a: Int32Array): void {
+    const s = this.state;
+    let sa = s[0], sb = s[1], sc = s[2], sd = s[3];
+    for (let i = a.length - 1; i > 0; i--) {
+      const t = (sa + sb) | 0;
+      sd = (sd + 1) | 0;
+      const r = (t + sd) | 0;
+      sa = sb ^ (sb >>> 9);
+      sb = (sc + (sc << 3)) | 0;
+      sc = (((sc << 21) | (sc >>> 11)) + r) | 0;
+      const j = Math.floor(((r >>> 0) / 4294967296) * (i + 1)); // int(i + 1)
+      const v = a[i]; a[i] = a[j]; a[j] = v;
+    }
+    s[0] = sa; s[1] = sb; s[2] = sc; s[3] = sd;
+  }
+
+  /**
+   * Partial Fisher–Yates: afterwards a[0..k) is a uniform sample without replacement of a's values, in random
+   * order. Draws exactly as `for (i = 0; i < k; i++) swap(a[i], a[i + int(n − i)])` would.
+   */
+  shuffleFirst(a: Uint8Array, k: number): void {
+    const s = this.state;
+    let sa = s[0], sb = s[1], sc = s[2], sd = s[3];
+    const n = a.length;
+    for (let i = 0; i < k; i++) {
+      const t = (sa + sb) | 0;
+      sd = (sd + 1) | 0;
+      const r = (t + sd) | 0;
+      sa = sb ^ (sb >>> 9);
+      sb = (sc + (sc << 3)) | 0;
+      sc = (((sc << 21) | (sc >>> 11)) + r) | 0;
+      const j = i + Math.floor(((r >>> 0) / 4294967296) * (n - i)); // i + int(n − i)
+      const v = a[i]; a[i] = a[j]; a[j] = v;
+    }
+    s[0] = sa; s[1] = sb; s[2] = sc; s[3] = sd;
+  }
+
+  /** out[from..to) ← successive normal() draws; the same values, with the stream state held in locals. */
+  fillNormal(out: Float64Array, from: number, to: number): void {
+    const s = this.state;
+    let a = s[0], b = s[1], c = s[2], d = s[3];
+    for (let i = from; i < to; i++) {
+      // i32(), inlined
+      const t = (a + b) | 0;
+      d = (d + 1) | 0;
+      const hz = (t + d) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (((c << 21) | (c >>> 11)) + hz) | 0;
+      const iz = hz & 127;
+      if (Math.abs(hz) < KN[iz]) {
+        out[i] = hz * WN[iz];
+      } else {
+        // the rare slow path draws through this.state: hand it the current state, then take it back
+        s[0] = a; s[1] = b; s[2] = c; s[3] = d;
+        out[i] = this.normalSlow(hz, iz);
+        a = s[0]; b = s[1]; c = s[2]; d = s[3];
+      }
+    }
+    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
   }
 
   private normalSlow(hz: number, iz: number): number {

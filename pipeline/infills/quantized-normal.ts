@@ -9,6 +9,11 @@ import type { FastStream } from './fast-stream.ts';
 export interface QuantizedNormal {
   prob: Float64Array;
   alias: Uint8Array;
+  /**
+   * prob and alias packed for the sampler, one int32 per top byte i: `(a << 24) | t` with t < 2^24, such that the
+   * draw r gives `(r & 0xffffff) < t ? i : a`, the same value as comparing against prob[i] and taking alias[i].
+   */
+  packed: Int32Array;
 }
 
 export function quantizedNormal(f: number, sigma: number): QuantizedNormal {
@@ -28,12 +33,22 @@ export function quantizedNormal(f: number, sigma: number): QuantizedNormal {
 }
 
 export function sampleQuantized(q: QuantizedNormal, s: FastStream): number {
-  const r = s.u32();
-  const i = r >>> 24;
-  return (r & 0xffffff) < q.prob[i] ? i : q.alias[i];
+  return quantizedValue(q.packed, 0, s.i32());
 }
 
-/** Vose's alias method; prob[i] is stored pre-scaled to the 24-bit threshold sampleQuantized compares against. */
+/**
+ * The sampled value for the 32-bit draw r (any int32) from a packed table stored at `packed[base..base + 256)`.
+ * Branch-free because the compare is a coin flip for most buckets: r's low 24 bits and the threshold t are both in
+ * [0, 2^24), so their difference never overflows and its sign bit is exactly "low < t".
+ */
+export function quantizedValue(packed: Int32Array, base: number, r: number): number {
+  const i = r >>> 24;
+  const e = packed[base + i];
+  const less = ((r & 0xffffff) - (e & 0xffffff)) >> 31;
+  return (i & less) | ((e >>> 24) & ~less);
+}
+
+/** Vose's alias method; prob[i] is stored pre-scaled to 24 bits, the scale of the thresholds in `packed`. */
 function aliasTable(p: Float64Array): QuantizedNormal {
   const n = p.length;
   let total = 0;
@@ -42,19 +57,42 @@ function aliasTable(p: Float64Array): QuantizedNormal {
   for (let i = 0; i < n; i++) scaled[i] = (p[i] * n) / total;
   const prob = new Float64Array(n);
   const alias = new Uint8Array(n);
-  const small: number[] = [], large: number[] = [];
-  for (let i = n - 1; i >= 0; i--) (scaled[i] < 1 ? small : large).push(i);
-  while (small.length && large.length) {
-    const s = small.pop()!, l = large.pop()!;
+  // two stacks in one buffer (small from the bottom, large from the top); each index is on at most one
+  const stack = new Int32Array(n);
+  let ns = 0, nl = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    if (scaled[i] < 1) stack[ns++] = i;
+    else stack[n - 1 - nl++] = i;
+  }
+  while (ns > 0 && nl > 0) {
+    const s = stack[--ns], l = stack[n - nl--];
     prob[s] = scaled[s];
     alias[s] = l;
     scaled[l] = scaled[l] + scaled[s] - 1;
-    (scaled[l] < 1 ? small : large).push(l);
+    if (scaled[l] < 1) stack[ns++] = l;
+    else stack[n - 1 - nl++] = l;
   }
-  for (const i of large) { prob[i] = 1; alias[i] = i; }
-  for (const i of small) { prob[i] = 1; alias[i] = i; } // rounding leftovers
+  // what is left keeps itself: the large, and the small that rounding left over
+  for (let k = 0; k < ns; k++) { prob[stack[k]] = 1; alias[stack[k]] = stack[k]; }
+  for (let k = 0; k < nl; k++) { prob[stack[n - 1 - k]] = 1; alias[stack[n - 1 - k]] = stack[n - 1 - k]; }
   for (let i = 0; i < n; i++) prob[i] *= 16777216;
-  return { prob, alias };
+  return { prob, alias, packed: pack(prob, alias) };
+}
+
+/**
+ * For an integer lo in [0, 2^24): lo < prob ⇔ lo < ceil(prob), so an integer threshold t = ceil(prob) decides
+ * alike. t ≥ 2^24 always keeps i, which is the same as t = 0 with alias i; t ≤ 0, or a NaN prob (which no
+ * compare passes), always takes the alias, so t = 0 there too. What is left fits in 24 bits under the alias byte.
+ */
+function pack(prob: Float64Array, alias: Uint8Array): Int32Array {
+  const out = new Int32Array(prob.length);
+  for (let i = 0; i < prob.length; i++) {
+    const t = Math.ceil(prob[i]);
+    if (t >= 16777216) out[i] = i << 24;
+    else if (t > 0) out[i] = (alias[i] << 24) | t;
+    else out[i] = alias[i] << 24;
+  }
+  return out;
 }
 
 /** Φ(x) via erfc (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7 everywhere). */

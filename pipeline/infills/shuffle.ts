@@ -1,6 +1,7 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Rng } from '../../manifests/rng.ts';
 import { FastStream } from './fast-stream.ts';
+import { maskRuns } from '../masks-ops.ts';
 
 /**
  * - `region`: permute whole RGB pixels among the region's pixels (paper default; keeps each pixel's colour).
@@ -16,32 +17,28 @@ export function shuffleInfill(img: RGBImage, region: Mask, itemRng: Rng, scope: 
   // the permutation comes from a FastStream seeded by the item rng (one draw per element, ~10^5 per image)
   const rng = new FastStream(itemRng);
   const out = img.data.slice();
-  const r = region.data;
+  // byte offsets of the region's pixels, in raster order
+  const runs = maskRuns(region);
   let n = 0;
-  for (let i = 0; i < r.length; i++) if (r[i]) n++;
+  for (let k = 0; k < runs.length; k += 2) n += runs[k + 1] - runs[k];
   const idx = new Int32Array(n);
-  for (let i = 0, k = 0; i < r.length; i++) if (r[i]) idx[k++] = i * 3;
+  for (let k = 0, j = 0; k < runs.length; k += 2) for (let i = runs[k]; i < runs[k + 1]; i++) idx[j++] = i * 3;
 
   if (scope === 'region') {
-    // Fisher–Yates over pixel triples, written straight into the output: out[idx[i]] ← in[idx[perm[i]]].
-    const perm = new Int32Array(n);
-    for (let i = 0; i < n; i++) perm[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      const t = perm[i]; perm[i] = perm[j]; perm[j] = t;
-    }
+    // Fisher–Yates over pixel triples, written straight into the output: out[idx[i]] ← in[idx[perm[i]]]. The swaps
+    // are applied to a copy of idx rather than to an identity perm, which gives idx[perm[i]] directly.
+    const from = idx.slice();
+    rng.shuffle(from);
     const src = img.data;
     for (let i = 0; i < n; i++) {
-      const d = idx[i], s = idx[perm[i]];
+      const d = idx[i], s = from[i];
       out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
     }
   } else if (scope === 'image') {
-    const vals = new Uint8Array(3 * n);
+    // Int32Array like region's offsets, so FastStream.shuffle sees one element kind (polymorphic access costs ~20%)
+    const vals = new Int32Array(3 * n);
     for (let i = 0; i < n; i++) { const s = idx[i]; vals[3 * i] = img.data[s]; vals[3 * i + 1] = img.data[s + 1]; vals[3 * i + 2] = img.data[s + 2]; }
-    for (let i = vals.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      const t = vals[i]; vals[i] = vals[j]; vals[j] = t;
-    }
+    rng.shuffle(vals);
     for (let i = 0; i < n; i++) { const d = idx[i]; out[d] = vals[3 * i]; out[d + 1] = vals[3 * i + 1]; out[d + 2] = vals[3 * i + 2]; }
   } else {
     const images = [img, ...pool];
@@ -51,11 +48,7 @@ export function shuffleInfill(img: RGBImage, region: Mask, itemRng: Rng, scope: 
     let o = 0;
     for (const im of images) { vals.set(im.data, o); o += im.data.length; }
     // partial Fisher–Yates: the first 3n slots become a uniform sample without replacement
-    const need = 3 * n;
-    for (let i = 0; i < need; i++) {
-      const j = i + rng.int(total - i);
-      const t = vals[i]; vals[i] = vals[j]; vals[j] = t;
-    }
+    rng.shuffleFirst(vals, 3 * n);
     for (let i = 0; i < n; i++) { const d = idx[i]; out[d] = vals[3 * i]; out[d + 1] = vals[3 * i + 1]; out[d + 2] = vals[3 * i + 2]; }
   }
   return { width: img.width, height: img.height, data: out };

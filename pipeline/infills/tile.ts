@@ -1,4 +1,5 @@
 import type { Box, Mask, RGBImage } from '../../manifests/pixels.ts';
+import { maskRuns, RAGGED_SPAN } from '../masks-ops.ts';
 
 /**
  * Tile infill (paper Algorithm 1). A is a background rectangle (region = 0 everywhere in it); the image-sized tiling
@@ -31,19 +32,23 @@ export function largestEmptyRectangle(m: Mask): Box | null {
  * it returns exactly what the histogram-stack scan would (ties are left to the scan and its tie rule).
  */
 function singleBoxAnswer(m: Mask): Box | null {
-  const { width: W, height: H, data } = m;
+  const { width: W, height: H } = m;
+  // count and bounding box from the runs of set pixels: a run within one row spans its own columns, a run that
+  // wraps onto later rows covers column W − 1 of its first row and column 0 of its last. A filled rectangle is at
+  // most one run per row, so a mask with more runs is no rectangle and is not read further.
+  const data = m.data.length > W * H ? m.data.subarray(0, W * H) : m.data; // bytes past the last row are no pixels
+  const runs = maskRuns({ width: W, height: H, data }, { maxRuns: H });
+  if (!runs) return null;
   let x0 = W, y0 = H, x1 = -1, y1 = -1, n = 0;
-  for (let y = 0; y < H; y++) {
-    const off = y * W;
-    for (let x = 0; x < W; x++) {
-      if (data[off + x]) {
-        n++;
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        y1 = y;
-      }
-    }
+  for (let k = 0; k < runs.length; k += 2) {
+    const s = runs[k], e = runs[k + 1] - 1;
+    n += e - s + 1;
+    const ys = Math.floor(s / W), ye = Math.floor(e / W);
+    const xs = ys === ye ? s - ys * W : 0, xe = ys === ye ? e - ye * W : W - 1;
+    if (xs < x0) x0 = xs;
+    if (xe > x1) x1 = xe;
+    if (ys < y0) y0 = ys;
+    y1 = ye;
   }
   if (n === 0 || n !== (x1 - x0 + 1) * (y1 - y0 + 1)) return null;
   const strips: Box[] = [
@@ -112,24 +117,67 @@ function longestRun(free: Uint8Array): { start: number; len: number } {
   return best;
 }
 
-/** Paste the tiling of rectangle `a` of `img` into the region: out[y][x] = img[a.y + y mod a.h][a.x + x mod a.w]. */
+/**
+ * Paste the tiling of rectangle `a` of `img` into the region: out[y][x] = img[a.y + y mod a.h][a.x + x mod a.w].
+ * `a` is a nonempty integer rectangle, as largestEmptyRectangle and largestBackgroundStrip return.
+ */
 export function tileFromRectangle(img: RGBImage, region: Mask, a: Box): RGBImage {
   const { width: W, height: H } = img;
   const src = img.data;
   const out = src.slice();
-  const r = region.data;
   const srcCol = new Int32Array(W);
   for (let x = 0; x < W; x++) srcCol[x] = (a.x + (x % a.w)) * 3;
-  for (let y = 0; y < H; y++) {
-    const rowOff = y * W;
-    const srcRow = (a.y + (y % a.h)) * W * 3;
-    for (let x = 0; x < W; x++) {
-      if (!r[rowOff + x]) continue;
-      const s = srcRow + srcCol[x], d = (rowOff + x) * 3;
-      out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
+  // Walk the region's runs instead of testing every pixel: within a row, consecutive region pixels read
+  // consecutive source pixels until the tiling wraps at a.w, so a long piece of a run is a few contiguous copies.
+  const runs = maskRuns(region, { minSpan: RAGGED_SPAN });
+  if (!runs) {
+    const r = region.data;
+    for (let y = 0; y < H; y++) {
+      const rowOff = y * W;
+      const srcRow = (a.y + (y % a.h)) * W * 3;
+      for (let x = 0; x < W; x++) {
+        if (!r[rowOff + x]) continue;
+        const s = srcRow + srcCol[x], d = (rowOff + x) * 3;
+        out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
+      }
+    }
+    return { width: W, height: H, data: out };
+  }
+  const n = W * H;
+  let y = 0, rowStart = 0, srcRow = a.y * W * 3;
+  for (let k = 0; k < runs.length && runs[k] < n; k += 2) {
+    const end = Math.min(runs[k + 1], n);
+    for (let i = runs[k]; i < end;) {
+      while (i >= rowStart + W) { y++; rowStart += W; srcRow = (a.y + (y % a.h)) * W * 3; }
+      const x1 = Math.min(end, rowStart + W) - rowStart;
+      let x = i - rowStart;
+      i += x1 - x;
+      if (x1 - x < 8 || a.w < 8) {
+        // short pieces (ragged masks), or a tile so narrow that it would split pieces as short, pixel by pixel
+        for (; x < x1; x++) {
+          const s = srcRow + srcCol[x], d = (rowStart + x) * 3;
+          out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
+        }
+        continue;
+      }
+      for (let cx = x % a.w; x < x1; cx = 0) {
+        const len = Math.min(x1 - x, a.w - cx);
+        copyBytes(out, (rowStart + x) * 3, src, srcRow + (a.x + cx) * 3, len * 3);
+        x += len;
+      }
     }
   }
   return { width: W, height: H, data: out };
+}
+
+/**
+ * out[d..d + n) ← src[s..s + n) for distinct arrays; short copies in a loop, where set() costs more to start. A
+ * source range past either end of src also takes the loop, which writes 0 for the missing bytes as the per-pixel
+ * copy did (subarray would clamp the range instead).
+ */
+function copyBytes(out: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (n >= 24 && s >= 0 && s + n <= src.length) { out.set(src.subarray(s, s + n), d); return; }
+  for (const e = d + n; d < e; d++, s++) out[d] = src[s];
 }
 
 export type TileResult = { status: 'ok'; image: RGBImage; source: Box } | { status: 'skipped'; reason: string };
