@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'cfgen-faults-'));
   const ctx: Ctx = { tmp, seed: o.seed, full };
   const t0 = Date.now();
-  const estimate = cases.reduce((s, c) => s + c.cost, 0) + (full && cases.some((c) => c.id.startsWith('rss/')) ? 420 : 0);
+  const estimate = cases.reduce((s, c) => s + c.cost, 0) + (full && cases.some((c) => c.id.startsWith('rss/')) ? 300 : 0);
   process.stdout.write(`fault suite: ${cases.length} cases, seed ${o.seed}, ${cpus().length} cores on ${hostname()}, about ${Math.ceil(estimate / 60)} min idle, temp ${tmp}\n`);
   const width = Math.max(...cases.map((c) => c.id.length));
   const counts = { held: 0, FAILED: 0, skipped: 0 };

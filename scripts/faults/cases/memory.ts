@@ -58,8 +58,8 @@ function measure(ctx: Ctx, size: Size): Promise<Point> {
       const argv: Record<Command, string[]> = {
         dataset: ['dataset', ds],
         generate: ['generate', '--dataset', ds, '--methods', 'cf-tile', '--quiet'],
-        // train takes the dataset by its folder under corpora/ (folder-<name>), and only the originals: it cannot read a
-        // folder: dataset's corpora (see docs/guarantees.md, known defects)
+        // by its corpora folder (folder-<name>, which `--dataset folder:<path>` resolves to as well), originals only:
+        // this point measures the rows and the epoch, not the corpus reader
         train: ['train', '--dataset', 'folder-ds', '--method', 'orig', '--model', 'tiny', '--size', String(SIDE), '--epochs', '1', '--no-eval'],
       };
       for (const c of COMMANDS) {
@@ -97,5 +97,5 @@ async function memoryCase(ctx: Ctx, command: Command): Promise<Outcome> {
   };
 }
 
-// the first case pays for every measurement (2k + 20k ≈ 100 s; the 100k point adds about 7 min)
+// the first case pays for every measurement (2k + 20k ≈ 60 s; the 100k point adds about 5 min)
 export const memoryCases: Case[] = COMMANDS.map((command, i): Case => ({ id: `rss/${command}`, cost: i ? 0 : 100, run: (ctx) => memoryCase(ctx, command) }));
