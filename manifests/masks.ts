@@ -81,12 +81,12 @@ export function boundingBoxOfMask(m: Mask): Box | null {
   return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
 }
 
-/*
- * A word-at-a-time search for set (nonzero) bytes, for boundingBoxOfMask: the unaligned head and tail bytes one
- * by one, the 4-byte-aligned middle through an Int32Array view, where a word is 0 exactly when its 4 bytes are.
- * (pipeline/masks-ops.ts has its own copy: this contract folder imports nothing from the pipeline.)
+/**
+ * A mask's bytes as `head` unaligned bytes, then 4-byte words through an Int32Array view of the aligned middle (a
+ * word is 0 exactly when its 4 bytes are), then the tail bytes: the word-at-a-time mask scans here and in
+ * pipeline/masks-ops.ts read masks through it.
  */
-function alignedSpan(d: Uint8Array): { head: number; words: Int32Array } {
+export function alignedSpan(d: Uint8Array): { head: number; words: Int32Array } {
   const head = Math.min(d.length, (4 - (d.byteOffset & 3)) & 3);
   const n = (d.length - head) >>> 2;
   return { head, words: n === 0 ? new Int32Array(0) : new Int32Array(d.buffer, d.byteOffset + head, n) };

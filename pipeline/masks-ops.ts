@@ -1,4 +1,5 @@
 import { newMask, type Mask } from '../manifests/pixels.ts';
+import { alignedSpan } from '../manifests/masks.ts';
 
 /**
  * Mask operations the generator needs on top of the contract's manifests/masks.ts.
@@ -58,19 +59,8 @@ function spans(n: number, m: number): Int32Array {
  * folded to "0x01 in every byte lane that is nonzero": x |= x >>> 4, then x |= x >>> 2, then x |= x >>> 1 leaves
  * in bit j the OR of bits j..j+7, and masking with 0x01010101 keeps bit 0 of each byte, which saw only its own
  * byte's bits. The lanes are handled alike, so the byte order of the platform does not matter. Words are read
- * through an Int32Array view of the mask's 4-byte-aligned middle; the unaligned head and tail bytes go one at a time.
+ * through alignedSpan (manifests/masks.ts); the unaligned head and tail bytes go one at a time.
  */
-
-/** Bytes before the first 4-byte boundary of d's buffer, capped at d's length. */
-function alignedHead(d: Uint8Array): number {
-  return Math.min(d.length, (4 - (d.byteOffset & 3)) & 3);
-}
-
-function alignedWords(d: Uint8Array, head: number): Int32Array {
-  const n = (d.length - head) >>> 2;
-  // a capped head need not end on a boundary, but then there are no words to view
-  return n === 0 ? new Int32Array(0) : new Int32Array(d.buffer, d.byteOffset + head, n);
-}
 
 /** 0x01 in each byte lane of v that is nonzero, 0 elsewhere. */
 function nonzeroLanes(v: number): number {
@@ -84,13 +74,13 @@ function nonzeroLanes(v: number): number {
 export function invertMask(m: Mask): Mask {
   const out = newMask(m.width, m.height);
   const d = m.data, o = out.data;
-  const head = alignedHead(d);
+  const { head, words: w } = alignedSpan(d);
   let i = 0;
   for (; i < head; i++) o[i] = d[i] ? 0 : 1;
   // out is a fresh mask (offset 0), so out's words line up with d's only when d's head is empty; d may be longer
   // than out, whose missing bytes take no writes
   if (head === 0) {
-    const w = alignedWords(d, 0), nw = Math.min(w.length, o.length >>> 2), ow = new Int32Array(o.buffer, 0, nw);
+    const nw = Math.min(w.length, o.length >>> 2), ow = new Int32Array(o.buffer, 0, nw);
     for (let k = 0; k < nw; k++) ow[k] = nonzeroLanes(w[k]) ^ 0x01010101;
     i = nw << 2;
   }
@@ -101,10 +91,9 @@ export function invertMask(m: Mask): Mask {
 /** Number of pixels set. */
 export function maskArea(m: Mask): number {
   const d = m.data;
-  const head = alignedHead(d);
+  const { head, words: w } = alignedSpan(d);
   let n = 0;
   for (let i = 0; i < head; i++) if (d[i]) n++;
-  const w = alignedWords(d, head);
   // per-lane counts (each lane gains at most 1 per word), folded before a lane could pass 255
   for (let k = 0; k < w.length;) {
     const end = Math.min(w.length, k + 255);
@@ -142,8 +131,7 @@ export function maskRuns(m: Mask, limits: RunLimits): Int32Array | null;
 export function maskRuns(m: Mask, limits: RunLimits = {}): Int32Array | null {
   const maxEntries = 2 * (limits.maxRuns ?? Infinity), minSpan = limits.minSpan ?? 0;
   const d = m.data;
-  const head = alignedHead(d);
-  const w = alignedWords(d, head);
+  const { head, words: w } = alignedSpan(d);
   let runs = new Int32Array(64);
   let k = 0;
   for (let i = nextSet(d, w, head, 0); i < d.length; i = nextSet(d, w, head, i)) {
