@@ -157,6 +157,73 @@ export async function decodePngNonzero(file: string): Promise<Mask> {
   return m;
 }
 
+/**
+ * Declared mask values: `mask_format` `png-values:<spec>` says which pixel values of a one-channel mask PNG are the
+ * object, every other value (0, and a VOC-style 255 border unless listed) being background. The spec lists values
+ * and ranges, e.g. `1,3` (Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border) or `1-20` (the classes of a label
+ * map). Plain `png-nonzero` would read such masks as "object everywhere".
+ */
+export const PNG_VALUES_FORMAT = 'png-values';
+
+/** The canonical spec of a `--mask-foreground` value (sorted, merged ranges), or a UserError naming the flag. */
+export function canonicalMaskValues(spec: string, flag = '--mask-foreground'): string {
+  const on = maskValueTable(spec, flag);
+  const parts: string[] = [];
+  for (let v = 0; v < 256; v++) {
+    if (!on[v]) continue;
+    let e = v;
+    while (e + 1 < 256 && on[e + 1]) e++;
+    parts.push(e === v ? String(v) : e === v + 1 ? `${v},${e}` : `${v}-${e}`);
+    v = e;
+  }
+  return parts.join(',');
+}
+
+/** 256 entries, 1 for the values `spec` calls object. */
+export function maskValueTable(spec: string, flag = 'mask_format'): Uint8Array {
+  const on = new Uint8Array(256);
+  const bad = (why: string): never => {
+    throw new UserError(`${flag} "${spec}": ${why}`, { fix: 'list the mask values that are the object, as values and ranges from 0 to 255: e.g. 1,3 or 1-20' });
+  };
+  const items = spec.split(',').map((t) => t.trim());
+  if (!spec.trim() || items.some((t) => t === '')) bad('empty item');
+  for (const t of items) {
+    const m = /^(\d{1,3})(?:-(\d{1,3}))?$/.exec(t);
+    if (!m) bad(`"${t}" is not a value or a range`);
+    const a = Number(m![1]), b = m![2] === undefined ? a : Number(m![2]);
+    if (a > 255 || b > 255 || b < a) bad(`"${t}" is not within 0-255, low to high`);
+    on.fill(1, a, b + 1);
+  }
+  return on;
+}
+
+/** A one-channel mask PNG whose pixel values `table` marks (maskValueTable) are the object. */
+export async function decodePngValues(file: string, table: Uint8Array): Promise<Mask> {
+  let channels: number | undefined;
+  try {
+    channels = (await sharp(file).metadata()).channels;
+  } catch {
+    await decodePixels(file); // the same "file not found" / "cannot decode" errors as every other mask
+  }
+  // a palette PNG decodes to its colours, not its indices; grey + alpha keeps its grey values
+  if (channels !== 1 && channels !== 2) {
+    throw new UserError(`mask has ${channels} channels: declared mask values (${PNG_VALUES_FORMAT}) need a one-channel (grey) PNG of label values`, {
+      file, fix: 'save the label map as an 8-bit grey PNG (a palette PNG decodes to colours, not to its indices)',
+    });
+  }
+  // sharp's raw output of a grey PNG is sRGB (three equal channels): take the grey channel itself
+  const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  const m = newMask(info.width, info.height);
+  for (let i = 0; i < m.data.length; i++) m.data[i] = table[data[i]];
+  return m;
+}
+
+/** Decode a PNG mask by its `mask_format`: `png-nonzero` (or null), or `png-values:<spec>`. */
+export async function decodePngMask(file: string, format: string | null): Promise<Mask> {
+  if (format !== null && format.startsWith(`${PNG_VALUES_FORMAT}:`)) return decodePngValues(file, maskValueTable(format.slice(PNG_VALUES_FORMAT.length + 1)));
+  return decodePngNonzero(file);
+}
+
 /** A parsed NumPy array, values widened to float64 for the nonzero test. */
 export interface NpyArray {
   shape: number[];
@@ -282,7 +349,10 @@ export async function loadSegMask(root: string, row: SourceRow, ctx?: Partial<Pa
       m = await decodeNofgDiff(maskFile, resolveInsideRoot(root, row.path, where));
       break;
     default:
-      throw new UserError(`unknown mask_format "${row.mask_format}"`, { ...where, fix: 'use png-nonzero, npy or nofg-diff' });
+      if (!row.mask_format.startsWith(`${PNG_VALUES_FORMAT}:`)) {
+        throw new UserError(`unknown mask_format "${row.mask_format}"`, { ...where, fix: `use png-nonzero, ${PNG_VALUES_FORMAT}:<values>, npy or nofg-diff` });
+      }
+      m = await decodePngMask(maskFile, row.mask_format);
   }
   if (m.width !== row.width || m.height !== row.height) {
     throw new UserError(

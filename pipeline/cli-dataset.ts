@@ -75,6 +75,7 @@ export function datasetCommand(): Command {
     .option('--strict', 'exit with status 1 when any row has status error', false)
     .option('--max-pixels <n>', 'images (and masks) with more pixels (width × height) become error rows, checked from the header', intFlag('--max-pixels', { min: 1 }), DEFAULT_MAX_PIXELS)
     .option('--follow-symlinks', 'folder:<path>: read files whose real path lies outside the dataset root, instead of making them error rows naming the link', false)
+    .option('--mask-foreground <values>', 'folder:<path> and waterbirds: the mask PNG values that are the object, e.g. 1,3 (trimaps) or 1-20 (label maps); default: every nonzero pixel')
     .addHelpText('after', `
 Real datasets are read from <data-root>/<name>/ (or the release folder inside it):
   waterbirds  <data-root>/waterbirds/metadata.csv  (+ images, segmentations/)
@@ -88,6 +89,7 @@ See docs/datasets.md.`)
     .action(async (name: string, o: {
       dataRoot?: string; corporaRoot?: string; seed?: number; size?: number; train?: number; val?: number; test?: number;
       correlation?: number; difficulty?: number; fgScale?: number; force: boolean; strict: boolean; maxPixels: number; followSymlinks: boolean;
+      maskForeground?: string;
     }) => {
       const progress = progressReporter();
       const t0 = Date.now();
@@ -99,6 +101,7 @@ See docs/datasets.md.`)
         res = await ensureSourceManifest(name, {
           dataRoot: resolveRoot('data', o.dataRoot), corporaRoot: resolveRoot('corpora', o.corporaRoot), seed: o.seed, force: o.force, synth,
           progress: progress.report, log: (line) => process.stderr.write(`${line}\n`), maxPixels: o.maxPixels, followSymlinks: o.followSymlinks,
+          maskForeground: o.maskForeground,
         });
       } finally {
         progress.stop();

@@ -88,6 +88,7 @@ export function generateCommand(): Command {
     .option('--verify', 'on resume, re-hash every image of every finished shard and regenerate the shards with missing or modified files (repairs what `verify` reports)', false)
     .option('--max-pixels <n>', 'images with more pixels (width × height) become error rows, checked from the header before decoding', intFlag('--max-pixels', { min: 1 }), DEFAULT_MAX_PIXELS)
     .option('--follow-symlinks', 'folder:<path> datasets: read files whose real path lies outside the dataset root, instead of making them error rows', false)
+    .option('--mask-foreground <values>', 'folder:<path> and waterbirds: the mask PNG values that are the object, e.g. 1,3 (trimaps); default: every nonzero pixel (see `cfgen dataset --help`)')
     .option('--shard-index <i>', 'sharded generation: this worker\'s index in [0, --shard-count); it writes shards s with s mod N = i (default: $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX; docs/cluster.md)', intFlag('--shard-index', { min: 0 }))
     .option('--shard-count <n>', 'sharded generation: the number of workers (default: $CFGEN_SHARD_COUNT, else $SLURM_ARRAY_TASK_COUNT)', intFlag('--shard-count', { min: 1, max: 100000 }))
     .option('--quiet', 'no progress output', false)
@@ -101,7 +102,7 @@ export function generateCommand(): Command {
         splits: o.splits, shardSize: o.shardSize, strict: o.strict, maxErrorRate: o.maxErrorRate, corporaRoot: resolveRoot('corpora', o.corporaRoot),
         dataRoot: resolveRoot('data', o.dataRoot), format: o.format as ImageFormat, params: parseParamFlags(o.param), force: o.force,
         datasetSeed: o.datasetSeed, sourceDir: o.source, sourceRoot: o.sourceRoot, progress: createProgress({ quiet: o.quiet }),
-        verify: o.verify, maxPixels: o.maxPixels, followSymlinks: o.followSymlinks, shardIndex: o.shardIndex, shardCount: o.shardCount, log,
+        verify: o.verify, maxPixels: o.maxPixels, followSymlinks: o.followSymlinks, maskForeground: o.maskForeground, shardIndex: o.shardIndex, shardCount: o.shardCount, log,
       });
       printSummary(summary);
       process.exitCode = summary.exitCode;

@@ -6,13 +6,16 @@ import { join } from 'node:path';
 import { ManifestWriter, type ManifestMetadata, type SourceRow } from '../../manifests/index.ts';
 import { UserError } from '../../manifests/errors.ts';
 import { sha256Hex } from '../../manifests/io.ts';
-import { boundingBoxOfMask } from '../../manifests/masks.ts';
+import { PNG_VALUES_FORMAT, boundingBoxOfMask } from '../../manifests/masks.ts';
+import { maskArea } from '../masks-ops.ts';
 import type { Mask } from '../../manifests/pixels.ts';
 import { DEFAULT_MAX_PIXELS, pixelLimitReason } from '../decode.ts';
 
 /** What an adapter hands back: rows (any order) plus what goes into the manifest metadata. */
 export interface AdapterResult {
   rows: SourceRow[];
+  /** dataset-wide problems that are not errors of a row (printed as `warning: …`) */
+  warnings?: string[];
   classNames: string[];
   /** adapter-specific config recorded in the manifest (counts dropped, fingerprints, options) */
   config: Record<string, unknown>;
@@ -29,6 +32,33 @@ export interface AdapterOptions {
   maxPixels?: number;
   /** folder datasets: read files whose real path is outside the dataset root (default: error rows) */
   followSymlinks?: boolean;
+  /** PNG segmentation masks: the pixel values that are the object (canonical spec, `png-values:<spec>`); default nonzero */
+  maskForeground?: string;
+}
+
+/** The mask_format of a PNG mask under these options: `png-values:<spec>` when values are declared, else `png-nonzero`. */
+export function pngMaskFormat(opts: AdapterOptions): string {
+  return opts.maskForeground ? `${PNG_VALUES_FORMAT}:${opts.maskForeground}` : 'png-nonzero';
+}
+
+/**
+ * Counts masks that cover (nearly) their whole image. Trimaps and label maps read as "nonzero is object" cover
+ * everything: every box becomes the whole image and every F image is skipped, with no error anywhere.
+ */
+export class MaskCoverage {
+  masks = 0;
+  full = 0;
+  add(m: Mask): void {
+    this.masks++;
+    if (maskArea(m) >= 0.95 * m.width * m.height) this.full++;
+  }
+  /** A warning when most masks cover ≥ 95% of their image, else null. */
+  warning(opts: AdapterOptions): string | null {
+    if (!this.masks || this.full * 2 <= this.masks) return null;
+    const how = opts.maskForeground ? `the declared object values (--mask-foreground ${opts.maskForeground})` : 'every nonzero pixel as object';
+    return `${this.full} of ${this.masks} segmentation masks cover 95% or more of their image, read with ${how}: their boxes are the whole image and F methods will skip them. `
+      + 'If the masks are trimaps or label maps, declare which values are the object, e.g. --mask-foreground 1,3 (Oxford-IIIT Pet: pet and border) or --mask-foreground 15 (one class of a label map).';
+  }
 }
 
 export const DEFAULT_CONCURRENCY = 8;

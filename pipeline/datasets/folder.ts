@@ -2,10 +2,10 @@ import fg from 'fast-glob';
 import { readFile, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { UserError } from '../../manifests/errors.ts';
-import { decodePngNonzero, resolveInsideRoot } from '../../manifests/masks.ts';
+import { decodePngMask, resolveInsideRoot } from '../../manifests/masks.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
 import {
-  IMAGE_EXT, baseRow, boxesOfMask, errorRow, isFile, listingFingerprint, mapLimit, naturalCompare, probeImage, rowOrError,
+  IMAGE_EXT, MaskCoverage, baseRow, boxesOfMask, errorRow, isFile, listingFingerprint, mapLimit, naturalCompare, pngMaskFormat, probeImage, rowOrError,
   type AdapterOptions, type AdapterResult,
 } from './common.ts';
 import { streamCsv } from './csv.ts';
@@ -98,6 +98,8 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
     }
   }
 
+  const maskFormat = pngMaskFormat(opts);
+  const coverage = new MaskCoverage();
   const rows = await mapLimit(all, async (path): Promise<SourceRow> => {
     const [split, cls, name] = path.split('/');
     const label = labelOf.get(cls);
@@ -105,7 +107,7 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
     const hasMask = await isFile(join(root, maskRel));
     const row = baseRow({
       id: path, split, label: label ?? -1, class_name: cls, path,
-      mask_path: hasMask ? maskRel : null, mask_format: hasMask ? 'png-nonzero' : null,
+      mask_path: hasMask ? maskRel : null, mask_format: hasMask ? maskFormat : null,
       boxes: boxesByPath.get(path) ?? null,
     });
     const escaped = escapes.get(path);
@@ -124,17 +126,20 @@ export async function readFolder(root: string, opts: AdapterOptions = {}): Promi
       if (mh.width !== width || mh.height !== height) {
         return errorRow(sized, `mask ${join(root, maskRel)} is ${mh.width}x${mh.height} but image ${join(root, path)} is ${width}x${height}; masks must be aligned with their images`);
       }
-      const m = await decodePngNonzero(join(root, maskRel));
+      const m = await decodePngMask(join(root, maskRel), maskFormat);
       if (m.width !== width || m.height !== height) {
         return errorRow(sized, `mask ${join(root, maskRel)} is ${m.width}x${m.height} but image ${join(root, path)} is ${width}x${height}; masks must be aligned with their images`);
       }
+      coverage.add(m);
       return sized.boxes ? sized : { ...sized, boxes: boxesOfMask(m) };
     });
   }, { concurrency: opts.concurrency, progress: opts.progress, stage: 'folder' });
 
+  const warning = coverage.warning(opts);
   return {
     rows,
     classNames,
+    warnings: warning ? [warning] : [],
     config: { class_source: classSource, fingerprint },
   };
 }

@@ -13,6 +13,7 @@ import { datasetSlug, defaultRoot, recordedDatasetRoot } from '../../common/path
 
 export { datasetSlug };
 import { DEFAULT_MAX_PIXELS } from '../decode.ts';
+import { canonicalMaskValues } from '../../manifests/masks.ts';
 import { withLock } from '../../common/lock.ts';
 
 export { readWaterbirds, readIn9, readCct, readFolder, summarizeRows };
@@ -77,6 +78,11 @@ export interface EnsureOptions {
   maxPixels?: number;
   /** folder datasets: read files whose real path lies outside the dataset root (symbolic links); default: error rows */
   followSymlinks?: boolean;
+  /**
+   * folder: and waterbirds PNG masks: the pixel values that are the object, e.g. "1,3" (trimaps) or "1-20" (label
+   * maps); default: every nonzero pixel. Recorded in each row's mask_format and in the manifest config.
+   */
+  maskForeground?: string;
 }
 
 export interface EnsuredManifest {
@@ -154,7 +160,14 @@ export async function ensureSourceManifest(dataset: string, opts: EnsureOptions 
     log(built ? `built ${dataset} in ${join(dataRoot, dataset)}` : `${dataset} is up to date in ${join(dataRoot, dataset)}`);
   }
   const { adapter, root } = await locate(dataset, dataRoot);
-  const plan: Plan = { dataset, dir, adapter, root, seedIn: seed, synth, opts, log };
+  let maskForeground: string | undefined;
+  if (opts.maskForeground !== undefined) {
+    if (adapter !== 'folder' && adapter !== 'waterbirds') {
+      throw new UserError(`--mask-foreground applies to the PNG segmentation masks of folder: and waterbirds datasets, not to ${dataset}`, { fix: 'leave --mask-foreground out' });
+    }
+    maskForeground = canonicalMaskValues(opts.maskForeground);
+  }
+  const plan: Plan = { dataset, dir, adapter, root, seedIn: seed, synth, opts, log, maskForeground };
   // an up-to-date manifest is used without writing anything (the corpora root may be read-only)
   if (!opts.force) {
     const fresh = await upToDate(plan);
@@ -174,6 +187,8 @@ interface Plan {
   root: string;
   /** the seed asked for; undefined: the existing manifest's, else 0 */
   seedIn: number | undefined;
+  /** the declared mask values, canonical (canonicalMaskValues), or undefined */
+  maskForeground: string | undefined;
   synth: SynthOptions | undefined;
   opts: EnsureOptions;
   log: (line: string) => void;
@@ -186,6 +201,7 @@ function rowOptions(p: Plan): Record<string, unknown> {
   return {
     ...(maxPixels !== DEFAULT_MAX_PIXELS ? { max_pixels: maxPixels } : {}),
     ...(p.opts.followSymlinks && p.adapter === 'folder' ? { follow_symlinks: true } : {}),
+    ...(p.maskForeground ? { mask_foreground: p.maskForeground } : {}),
   };
 }
 
@@ -193,7 +209,7 @@ function rowOptions(p: Plan): Record<string, unknown> {
 const identity = (m: { dataset: string; seed: number; tool_version: string; config: Record<string, unknown> }) => stableStringify({
   dataset: m.dataset, seed: m.seed, tool_version: m.tool_version,
   adapter: m.config.adapter, root: m.config.root, fingerprint: m.config.fingerprint, synth: m.config.synth,
-  max_pixels: m.config.max_pixels, follow_symlinks: m.config.follow_symlinks,
+  max_pixels: m.config.max_pixels, follow_symlinks: m.config.follow_symlinks, mask_foreground: m.config.mask_foreground,
 });
 
 /** The existing manifest when it was made from this data with these options, else null. */
@@ -216,7 +232,8 @@ async function rebuild(p: Plan): Promise<EnsuredManifest> {
   const seed = p.seedIn ?? old?.seed ?? 0;
   const rootAsGiven = recordedDatasetRoot(root);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress, maxPixels, followSymlinks: !!opts.followSymlinks });
+  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress, maxPixels, followSymlinks: !!opts.followSymlinks, maskForeground: p.maskForeground });
+  for (const w of result.warnings ?? []) log(`warning: ${w}`);
   const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}), ...rowOptions(p) };
   const metadata: ManifestMetadata = {
     format: MANIFEST_FORMAT,

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { decodePngNonzero, resolveInsideRoot } from '../../manifests/masks.ts';
+import { decodePngMask, resolveInsideRoot } from '../../manifests/masks.ts';
 import { UserError } from '../../manifests/errors.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
-import { assertUniqueIds, listingFingerprint, baseRow, boxesOfMask, errorRow, mapLimit, probeImage, rowOrError, type AdapterOptions, type AdapterResult } from './common.ts';
+import { MaskCoverage, assertUniqueIds, listingFingerprint, baseRow, boxesOfMask, errorRow, mapLimit, pngMaskFormat, probeImage, rowOrError, type AdapterOptions, type AdapterResult } from './common.ts';
 import { intCell, readCsv } from './csv.ts';
 
 /** Waterbirds (Sagawa et al.): `metadata.csv` + images + CUB segmentations. DESIGN §6. */
@@ -24,6 +24,8 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
   // during the ingest then makes the next run rebuild
   const fingerprint = await waterbirdsFingerprint(root);
   const csvFile = join(root, 'metadata.csv');
+  const maskFormat = pngMaskFormat(opts);
+  const coverage = new MaskCoverage();
   const { records } = await readCsv(csvFile, WATERBIRDS_COLUMNS);
   const drafts = records.map(({ line, values: v }) => {
     const ctx = { file: csvFile, row: line };
@@ -37,7 +39,7 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
       class_name: y !== null && WATERBIRDS_CLASSES[y] ? WATERBIRDS_CLASSES[y] : '(unknown)',
       path: v.img_filename,
       mask_path: waterbirdsMaskPath(v.img_filename),
-      mask_format: 'png-nonzero',
+      mask_format: maskFormat,
       place,
       group: `y=${v.y},place=${v.place}`,
     });
@@ -57,7 +59,7 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
       const maskFile = join(root, row.mask_path!);
       let mask;
       try {
-        mask = await decodePngNonzero(maskFile);
+        mask = await decodePngMask(maskFile, maskFormat);
       } catch (e) {
         if (e instanceof UserError && /file not found/.test(e.message)) {
           return errorRow(sized, `segmentation mask ${maskFile} not found (row ${line} of ${csvFile}); put the CUB segmentation PNG there (same path as the image, .png)`);
@@ -67,12 +69,15 @@ export async function readWaterbirds(root: string, opts: AdapterOptions = {}): P
       if (mask.width !== width || mask.height !== height) {
         return errorRow(sized, `mask ${maskFile} is ${mask.width}x${mask.height} but image ${join(root, row.path)} is ${width}x${height}; masks must be aligned with their images`);
       }
+      coverage.add(mask);
       return { ...sized, boxes: boxesOfMask(mask) };
     });
   }, { concurrency: opts.concurrency, progress: opts.progress, stage: 'waterbirds' });
 
+  const warning = coverage.warning(opts);
   return {
     rows,
+    warnings: warning ? [warning] : [],
     classNames: WATERBIRDS_CLASSES,
     config: { fingerprint },
   };

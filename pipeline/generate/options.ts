@@ -36,6 +36,8 @@ export interface GenerateOptions {
   maxPixels?: number;
   /** folder datasets: read files whose real path lies outside the dataset root (symbolic links) */
   followSymlinks?: boolean;
+  /** folder: and waterbirds PNG masks: the pixel values that are the object (EnsureOptions.maskForeground) */
+  maskForeground?: string;
   /** seed of the dataset build (synthetic datasets), kept apart from the generation seed */
   datasetSeed: number;
   /** use this source manifest folder (its parent becomes the corpora folder) instead of ensureSourceManifest */

@@ -66,7 +66,7 @@ async function loadSource(opts: GenerateOptions, log: (l: string) => void): Prom
     const { ensureSourceManifest } = await import('../datasets/index.ts');
     const ensured = await ensureSourceManifest(opts.dataset, {
       dataRoot: opts.dataRoot, corporaRoot: opts.corporaRoot, seed: opts.datasetSeed, log, progress: stageLines(log),
-      maxPixels: opts.maxPixels, followSymlinks: opts.followSymlinks,
+      maxPixels: opts.maxPixels, followSymlinks: opts.followSymlinks, maskForeground: opts.maskForeground,
     });
     dir = ensured.dir;
     root = ensured.root;
