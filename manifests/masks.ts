@@ -1,9 +1,15 @@
 import sharp from 'sharp';
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { UserError } from './errors.ts';
-import { newMask, type Box, type Mask } from './pixels.ts';
+import { newMask, type Mask } from './pixels.ts';
 import type { SourceRow } from './schema.ts';
+import { PNG_VALUES_FORMAT, maskValueTable } from './mask-values.ts';
+import { decodeNpyMask } from './npy-mask.ts';
+
+// masks.ts is the one import for masks: the geometry, the declared values and the .npy reader live beside it
+export * from './mask-geometry.ts';
+export * from './mask-values.ts';
+export * from './npy-mask.ts';
 
 /**
  * Masks of source images, shared by the pipeline (infills) and the trainer (saliency, AUPR).
@@ -44,81 +50,6 @@ export function resolveInsideRoot(root: string, rel: string, ctx: PathContext | 
   return abs;
 }
 
-/**
- * The union of boxes (flat [x, y, w, h, ...]) as a mask, clipped to the image. A pixel the box only partly
- * covers is object (floor of the start, ceil of the end): DESIGN §1, never shrink the object.
- * Boxes with a non-finite coordinate or a non-positive size are ignored (the real CCT has NaN boxes).
- */
-export function boxesToMask(boxes: readonly number[], width: number, height: number): Mask {
-  const m = newMask(width, height);
-  for (let i = 0; i + 3 < boxes.length; i += 4) {
-    const [x, y, w, h] = [boxes[i], boxes[i + 1], boxes[i + 2], boxes[i + 3]];
-    if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0) continue;
-    const x0 = Math.max(0, Math.floor(x));
-    const y0 = Math.max(0, Math.floor(y));
-    const x1 = Math.min(width, Math.ceil(x + w));
-    const y1 = Math.min(height, Math.ceil(y + h));
-    for (let yy = y0; yy < y1; yy++) m.data.fill(1, yy * width + x0, Math.max(yy * width + x0, yy * width + x1));
-  }
-  return m;
-}
-
-/** Tight integer bounding box of the object pixels; null for an empty mask. */
-export function boundingBoxOfMask(m: Mask): Box | null {
-  const W = m.width, n = W * m.height;
-  const data = m.data.length > n ? m.data.subarray(0, n) : m.data; // bytes past the last row are no pixels
-  // the first and last set pixels give the rows; only pixels outside the columns found so far can widen the box,
-  // so each row in between is scanned from its ends inward and the middle is never read
-  const first = firstSetIndex(data);
-  if (first < 0) return null;
-  const last = lastSetIndex(data);
-  const y0 = Math.floor(first / W), y1 = Math.floor(last / W);
-  let x0 = Math.min(first - y0 * W, last - y1 * W), x1 = Math.max(first - y0 * W, last - y1 * W);
-  for (let off = y0 * W; off <= y1 * W; off += W) {
-    for (let x = 0; x < x0; x++) if (data[off + x]) { x0 = x; break; }
-    for (let x = W - 1; x > x1; x--) if (data[off + x]) { x1 = x; break; }
-  }
-  return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
-}
-
-/**
- * A mask's bytes as `head` unaligned bytes, then 4-byte words through an Int32Array view of the aligned middle (a
- * word is 0 exactly when its 4 bytes are), then the tail bytes: the word-at-a-time mask scans here and in
- * pipeline/masks-ops.ts read masks through it.
- */
-export function alignedSpan(d: Uint8Array): { head: number; words: Int32Array } {
-  const head = Math.min(d.length, (4 - (d.byteOffset & 3)) & 3);
-  const n = (d.length - head) >>> 2;
-  return { head, words: n === 0 ? new Int32Array(0) : new Int32Array(d.buffer, d.byteOffset + head, n) };
-}
-
-/** Index of the first nonzero byte of d, or −1. */
-function firstSetIndex(d: Uint8Array): number {
-  const { head, words } = alignedSpan(d);
-  for (let i = 0; i < head; i++) if (d[i]) return i;
-  let k = 0;
-  while (k < words.length && words[k] === 0) k++;
-  for (let i = head + (k << 2); i < d.length; i++) if (d[i]) return i;
-  return -1;
-}
-
-/** Index of the last nonzero byte of d, or −1. */
-function lastSetIndex(d: Uint8Array): number {
-  const { head, words } = alignedSpan(d);
-  const bodyEnd = head + (words.length << 2);
-  for (let i = d.length - 1; i >= bodyEnd; i--) if (d[i]) return i;
-  let k = words.length - 1;
-  while (k >= 0 && words[k] === 0) k--;
-  for (let i = head + (k << 2) + 3; i >= 0; i--) if (d[i]) return i;
-  return -1;
-}
-
-/** The box mask of a segmentation mask: its bounding rectangle filled (empty stays empty). DESIGN §1: CF holes. */
-export function boxMaskOf(m: Mask): Mask {
-  const b = boundingBoxOfMask(m);
-  return b ? boxesToMask([b.x, b.y, b.w, b.h], m.width, m.height) : newMask(m.width, m.height);
-}
-
 /** Decode any image sharp reads into 8-bit pixels with the alpha channel (if any) last. */
 async function decodePixels(file: string): Promise<{ width: number; height: number; channels: number; hasAlpha: boolean; data: Buffer }> {
   try {
@@ -157,46 +88,6 @@ export async function decodePngNonzero(file: string): Promise<Mask> {
   return m;
 }
 
-/**
- * Declared mask values: `mask_format` `png-values:<spec>` says which pixel values of a one-channel mask PNG are the
- * object, every other value (0, and a VOC-style 255 border unless listed) being background. The spec lists values
- * and ranges, e.g. `1,3` (Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border) or `1-20` (the classes of a label
- * map). Plain `png-nonzero` would read such masks as "object everywhere".
- */
-export const PNG_VALUES_FORMAT = 'png-values';
-
-/** The canonical spec of a `--mask-foreground` value (sorted, merged ranges), or a UserError naming the flag. */
-export function canonicalMaskValues(spec: string, flag = '--mask-foreground'): string {
-  const on = maskValueTable(spec, flag);
-  const parts: string[] = [];
-  for (let v = 0; v < 256; v++) {
-    if (!on[v]) continue;
-    let e = v;
-    while (e + 1 < 256 && on[e + 1]) e++;
-    parts.push(e === v ? String(v) : e === v + 1 ? `${v},${e}` : `${v}-${e}`);
-    v = e;
-  }
-  return parts.join(',');
-}
-
-/** 256 entries, 1 for the values `spec` calls object. */
-export function maskValueTable(spec: string, flag = 'mask_format'): Uint8Array {
-  const on = new Uint8Array(256);
-  const bad = (why: string): never => {
-    throw new UserError(`${flag} "${spec}": ${why}`, { fix: 'list the mask values that are the object, as values and ranges from 0 to 255: e.g. 1,3 or 1-20' });
-  };
-  const items = spec.split(',').map((t) => t.trim());
-  if (!spec.trim() || items.some((t) => t === '')) bad('empty item');
-  for (const t of items) {
-    const m = /^(\d{1,3})(?:-(\d{1,3}))?$/.exec(t);
-    if (!m) bad(`"${t}" is not a value or a range`);
-    const a = Number(m![1]), b = m![2] === undefined ? a : Number(m![2]);
-    if (a > 255 || b > 255 || b < a) bad(`"${t}" is not within 0-255, low to high`);
-    on.fill(1, a, b + 1);
-  }
-  return on;
-}
-
 /** A one-channel mask PNG whose pixel values `table` marks (maskValueTable) are the object. */
 export async function decodePngValues(file: string, table: Uint8Array): Promise<Mask> {
   let channels: number | undefined;
@@ -222,87 +113,6 @@ export async function decodePngValues(file: string, table: Uint8Array): Promise<
 export async function decodePngMask(file: string, format: string | null): Promise<Mask> {
   if (format !== null && format.startsWith(`${PNG_VALUES_FORMAT}:`)) return decodePngValues(file, maskValueTable(format.slice(PNG_VALUES_FORMAT.length + 1)));
   return decodePngNonzero(file);
-}
-
-/** A parsed NumPy array, values widened to float64 for the nonzero test. */
-export interface NpyArray {
-  shape: number[];
-  descr: string;
-  values: Float64Array;
-}
-
-/**
- * Parse a NumPy .npy file (format versions 1-3). Supported dtypes: bool, uint8, int64, float32, float64 (either
- * byte order). Fortran order is refused: its element order differs and a silent transpose would misplace the mask.
- */
-export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
-  const fail = (why: string): never => {
-    throw new UserError(`not a readable .npy mask: ${why}`, { file, fix: 'save the mask with numpy.save(path, mask) as a C-ordered bool/uint8/float/int64 array of shape [H, W] or [H, W, C]' });
-  };
-  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
-  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) fail('missing the \\x93NUMPY magic');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const major = bytes[6];
-  let headerLen: number, headerStart: number;
-  if (major === 1) { headerLen = dv.getUint16(8, true); headerStart = 10; }
-  else if (major === 2 || major === 3) {
-    if (bytes.length < 12) fail('truncated header');
-    headerLen = dv.getUint32(8, true); headerStart = 12;
-  } else return fail(`unsupported format version ${major}`);
-  if (headerStart + headerLen > bytes.length) fail('truncated header');
-  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, headerStart + headerLen));
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeStr = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeStr === undefined) return fail(`cannot parse header ${header.trim()}`);
-  if (fortran === 'True') {
-    throw new UserError('the .npy mask is stored in Fortran order (fortran_order: True), which is not supported', {
-      file, fix: 'rewrite it in C order: numpy.save(path, numpy.ascontiguousarray(mask))',
-    });
-  }
-  const shape = shapeStr.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  if (shape.some((n) => !Number.isInteger(n) || n < 0)) fail(`bad shape (${shapeStr})`);
-  const count = shape.reduce((a, b) => a * b, 1);
-  const little = descr[0] !== '>';
-  const kind = descr.replace(/^[<>|=]/, '');
-  const size = ({ b1: 1, u1: 1, i8: 8, f4: 4, f8: 8 } as Record<string, number>)[kind];
-  if (!size) fail(`unsupported dtype '${descr}' (use bool, uint8, int64, float32 or float64)`);
-  const dataStart = headerStart + headerLen;
-  if (bytes.length - dataStart < count * size) fail(`data is truncated: shape (${shape.join(', ')}) needs ${count * size} bytes, file has ${bytes.length - dataStart}`);
-  const values = new Float64Array(count);
-  for (let i = 0, o = dataStart; i < count; i++, o += size) {
-    switch (kind) {
-      case 'b1': case 'u1': values[i] = bytes[o]; break;
-      case 'i8': values[i] = Number(dv.getBigInt64(o, little)); break;
-      case 'f4': values[i] = dv.getFloat32(o, little); break;
-      case 'f8': values[i] = dv.getFloat64(o, little); break;
-    }
-  }
-  return { shape, descr, values };
-}
-
-/** .npy mask: nonzero is object (NaN is not); [H, W] or [H, W, C] with any-over-channels. */
-export async function decodeNpyMask(file: string): Promise<Mask> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch {
-    throw new UserError('file not found', { file, fix: 'restore the .npy mask, or remove the row that names it' });
-  }
-  const arr = parseNpy(bytes, file);
-  if (arr.shape.length !== 2 && arr.shape.length !== 3) {
-    throw new UserError(`mask has shape (${arr.shape.join(', ')}); expected [H, W] or [H, W, C]`, { file, fix: 'save a 2-D mask or an HWC array' });
-  }
-  const [h, w] = arr.shape;
-  const c = arr.shape[2] ?? 1;
-  const m = newMask(w, h);
-  for (let i = 0; i < w * h; i++) {
-    for (let k = 0; k < c; k++) {
-      const v = arr.values[i * c + k];
-      if (v > 0 || v < 0) { m.data[i] = 1; break; }
-    }
-  }
-  return m;
 }
 
 /**
