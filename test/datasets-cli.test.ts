@@ -1,16 +1,10 @@
-import { describe, it, expect, vi, afterEach } from 'vitest';
+import { describe, it, expect, afterEach } from 'vitest';
 import { join } from 'node:path';
 import { datasetCommand, formatSummary } from '../pipeline/cli-dataset.ts';
 import { readSourceManifest } from '../manifests/index.ts';
 import { defaultRoot } from '../common/paths.ts';
 import { tempDir, writeFolderFixture } from './fixtures/datasets.ts';
-
-function capture() {
-  let out = '', err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err += String(s); return true; });
-  return { get out() { return out; }, get err() { return err; }, restore: () => { o.mockRestore(); e.mockRestore(); } };
-}
+import { capture } from './fixtures/capture.ts';
 
 afterEach(() => { process.exitCode = undefined; });
 

@@ -1,17 +1,11 @@
-import { describe, it, expect, beforeAll, afterEach, vi } from 'vitest';
+import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../common/paths.ts';
 import { exportCommand } from '../pipeline/cli-export.ts';
 import { makeExportFixture, type ExportFixture } from './export-fixture.ts';
-
-function capture() {
-  let out = '', err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err += String(s); return true; });
-  return { get out() { return out; }, get err() { return err; }, restore: () => { o.mockRestore(); e.mockRestore(); } };
-}
+import { capture } from './fixtures/capture.ts';
 
 afterEach(() => { process.exitCode = undefined; });
 
