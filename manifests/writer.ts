@@ -13,6 +13,18 @@ function bitmap(n: number): Uint8Array {
   return new Uint8Array(Math.max(64, Math.ceil(((n + 7) >> 3) / 64) * 64));
 }
 
+/** Arrow's value offsets of a variable-size column: value i spans [offsets[i], offsets[i + 1]), null spans nothing. */
+function valueOffsets(values: readonly unknown[], sizeOf: (v: unknown, i: number) => number): Int32Array {
+  const offsets = new Int32Array(values.length + 1);
+  let end = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v !== null && v !== undefined) end += sizeOf(v, i);
+    offsets[i + 1] = end;
+  }
+  return offsets;
+}
+
 /**
  * One column's Arrow data, built straight into its final buffers: the same file bytes as `arrow.vectorFromArray`
  * (its IPC writer trims value buffers to their logical length and keeps bitmaps as padded, see `bitmap`), at a
@@ -34,16 +46,8 @@ export function columnData(type: ColType, values: readonly unknown[], column = '
   };
   switch (type) {
     case 'utf8': {
-      const offsets = new Int32Array(n + 1);
-      let bytes = 0;
-      for (let i = 0; i < n; i++) {
-        const v = values[i];
-        if (v !== null && v !== undefined) {
-          if (typeof v !== 'string') bad(i, 'a string');
-          bytes += Buffer.byteLength(v as string, 'utf8');
-        }
-        offsets[i + 1] = bytes;
-      }
+      const offsets = valueOffsets(values, (v, i) => (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : bad(i, 'a string')));
+      const bytes = offsets[n];
       const data = Buffer.alloc(bytes);
       for (let i = 0; i < n; i++) if (offsets[i + 1] > offsets[i]) data.write(values[i] as string, offsets[i], 'utf8');
       return arrow.makeData({ type: new arrow.Utf8(), length: n, nullCount, nullBitmap, valueOffsets: offsets, data: new Uint8Array(data.buffer, data.byteOffset, bytes) });
@@ -72,16 +76,8 @@ export function columnData(type: ColType, values: readonly unknown[], column = '
       return arrow.makeData({ type: new arrow.Bool(), length: n, nullCount, nullBitmap, data });
     }
     case 'list<float32>': {
-      const offsets = new Int32Array(n + 1);
-      let total = 0;
-      for (let i = 0; i < n; i++) {
-        const v = values[i];
-        if (v !== null && v !== undefined) {
-          if (!Array.isArray(v) && !ArrayBuffer.isView(v)) bad(i, 'an array of numbers');
-          total += (v as ArrayLike<number>).length;
-        }
-        offsets[i + 1] = total;
-      }
+      const offsets = valueOffsets(values, (v, i) => (Array.isArray(v) || ArrayBuffer.isView(v) ? (v as ArrayLike<number>).length : bad(i, 'an array of numbers')));
+      const total = offsets[n];
       const items = new Float32Array(total);
       for (let i = 0; i < n; i++) if (offsets[i + 1] > offsets[i]) items.set(values[i] as ArrayLike<number>, offsets[i]);
       const listType = arrowType('list<float32>') as arrow.List<arrow.Float32>;
