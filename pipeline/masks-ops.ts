@@ -173,6 +173,36 @@ function nextClear(d: Uint8Array, w: Int32Array, head: number, i: number): numbe
   return d.length;
 }
 
+/**
+ * out[d..d + n) ← src[s..s + n) for distinct arrays; short copies in a loop, where set() costs more to start. A
+ * source range past either end of src also takes the loop, which writes 0 for the missing bytes as a per-pixel
+ * copy does (subarray would clamp the range instead).
+ */
+export function copyBytes(out: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (n >= 24 && s >= 0 && s + n <= src.length) { out.set(src.subarray(s, s + n), d); return; }
+  for (const e = d + n; d < e; d++, s++) out[d] = src[s];
+}
+
+/**
+ * out ← src inside `region`, in place (RGB pixels, out and src of the same size): x·(1−r) + src·r. One contiguous
+ * copy per run of region pixels; a ragged region pixel by pixel. Region bytes past the image's end write nothing.
+ */
+export function copyRegionPixels(out: Uint8Array, src: Uint8Array, region: Mask): void {
+  const n = out.length / 3;
+  const runs = maskRuns(region, { minSpan: RAGGED_SPAN });
+  if (runs) {
+    for (let k = 0; k < runs.length && runs[k] < n; k += 2) {
+      const s = runs[k] * 3;
+      copyBytes(out, s, src, s, Math.min(runs[k + 1], n) * 3 - s);
+    }
+    return;
+  }
+  const r = region.data;
+  for (let i = 0, p = 0; i < r.length && i < n; i++, p += 3) {
+    if (r[i]) { out[p] = src[p]; out[p + 1] = src[p + 1]; out[p + 2] = src[p + 2]; }
+  }
+}
+
 /** Union of two masks of the same size. */
 export function unionMask(a: Mask, b: Mask): Mask {
   const out = newMask(a.width, a.height);

@@ -6,7 +6,7 @@ import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { CorpusRow, SourceRow } from '../../manifests/schema.ts';
 import { getInfill, isBuiltinInfill, type Donor, type InfillMethod, type InfillResult, type Params } from '../infills/index.ts';
 import { encodeImage, type ImageFormat } from '../decode.ts';
-import { invertMask, maskArea } from '../masks-ops.ts';
+import { copyRegionPixels, invertMask, maskArea } from '../masks-ops.ts';
 import { boundingBoxOfMask } from '../../manifests/masks.ts';
 import { prepareRow, type Prepared } from './prepare.ts';
 import { maskCacheFor } from './mask-cache.ts';
@@ -95,10 +95,7 @@ export function compositeRegion(img: RGBImage, region: Mask, filled: RGBImage): 
     throw new Error(`infill returned a ${filled.width}x${filled.height} image for a ${img.width}x${img.height} input`);
   }
   const out = img.data.slice();
-  const r = region.data, src = filled.data;
-  for (let i = 0, p = 0; i < r.length; i++, p += 3) {
-    if (r[i]) { out[p] = src[p]; out[p + 1] = src[p + 1]; out[p + 2] = src[p + 2]; }
-  }
+  copyRegionPixels(out, filled.data, region);
   return { width: img.width, height: img.height, data: out };
 }
 

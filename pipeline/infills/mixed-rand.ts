@@ -1,7 +1,7 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Donor } from './types.ts';
 import { tileInfill, type TileMode } from './tile.ts';
-import { maskRuns, RAGGED_SPAN } from '../masks-ops.ts';
+import { copyRegionPixels } from '../masks-ops.ts';
 
 export type MixedRandResult = { status: 'ok'; image: RGBImage; donor: string } | { status: 'skipped'; reason: string };
 
@@ -22,23 +22,7 @@ export function mixedRandInfill(img: RGBImage, background: Mask, label: number, 
     const bg = tileInfill(d.image, d.box, mode);
     if (bg.status !== 'ok') { reasons.push(`${d.sourceId}: ${bg.reason}`); continue; }
     const out = img.data.slice();
-    const src = bg.image.data;
-    // one contiguous copy per run of background pixels (the pixels past the image's end, if any, write nothing);
-    // a ragged mask pixel by pixel
-    const runs = maskRuns(background, { minSpan: RAGGED_SPAN });
-    if (runs) {
-      const n = out.length / 3;
-      for (let k = 0; k < runs.length && runs[k] < n; k += 2) {
-        const s = runs[k] * 3, e = Math.min(runs[k + 1], n) * 3;
-        if (e - s >= 24) out.set(src.subarray(s, e), s);
-        else for (let p = s; p < e; p++) out[p] = src[p];
-      }
-    } else {
-      const r = background.data;
-      for (let i = 0, p = 0; i < r.length; i++, p += 3) {
-        if (r[i]) { out[p] = src[p]; out[p + 1] = src[p + 1]; out[p + 2] = src[p + 2]; }
-      }
-    }
+    copyRegionPixels(out, bg.image.data, background);
     return { status: 'ok', image: { width: img.width, height: img.height, data: out }, donor: d.sourceId };
   }
   return {

@@ -1,5 +1,5 @@
 import type { Box, Mask, RGBImage } from '../../manifests/pixels.ts';
-import { maskRuns, RAGGED_SPAN } from '../masks-ops.ts';
+import { copyBytes, maskRuns, RAGGED_SPAN } from '../masks-ops.ts';
 
 /**
  * Tile infill (paper Algorithm 1). A is a background rectangle (region = 0 everywhere in it); the image-sized tiling
@@ -168,16 +168,6 @@ export function tileFromRectangle(img: RGBImage, region: Mask, a: Box): RGBImage
     }
   }
   return { width: W, height: H, data: out };
-}
-
-/**
- * out[d..d + n) ← src[s..s + n) for distinct arrays; short copies in a loop, where set() costs more to start. A
- * source range past either end of src also takes the loop, which writes 0 for the missing bytes as the per-pixel
- * copy did (subarray would clamp the range instead).
- */
-function copyBytes(out: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
-  if (n >= 24 && s >= 0 && s + n <= src.length) { out.set(src.subarray(s, s + n), d); return; }
-  for (const e = d + n; d < e; d++, s++) out[d] = src[s];
 }
 
 export type TileResult = { status: 'ok'; image: RGBImage; source: Box } | { status: 'skipped'; reason: string };
