@@ -20,8 +20,8 @@ opt = $(if $(2),--$(1) $(call q,$(2)))
 
 help:
 	@echo "make train [METHOD=cf-tile+f-random+sal@10] [DATASET=synth-waterbirds] [SEED=] [EPOCHS=] [BACKEND=] [RUN=]  train + evaluate; prints where eval.json went"
-	@echo "make generate [DATASET=] [METHODS=a,b] [VARIANTS=K] [SIZE=] [SEED=] [WORKERS=]   CF/F corpora"
-	@echo "make dataset [DATASET=]            build/ingest a dataset, write its source manifest"
+	@echo "make generate [DATASET=] [METHODS=a,b] [VARIANTS=K] [SIZE=] [SEED=] [WORKERS=] [MASK_FOREGROUND=1,3]   CF/F corpora"
+	@echo "make dataset [DATASET=] [MASK_FOREGROUND=1,3]   build/ingest a dataset, write its source manifest (MASK_FOREGROUND: mask values that are the object)"
 	@echo "make verify DATASET= [METHODS=]    re-hash corpora against their manifests"
 	@echo "make sample-grid [DATASET=] [OUT=] contact sheet of originals, CF and F images"
 	@echo "make export [METHODS=] [FORMAT=parquet|webdataset] [OUT=]  corpora as Parquet (Hugging Face datasets) or WebDataset shards"
@@ -61,11 +61,11 @@ test-slurm: install
 	scripts/slurm/integration-test.sh
 
 dataset: install
-	$(CFGEN) dataset $(call q,$(DATASET)) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE))
+	$(CFGEN) dataset $(call q,$(DATASET)) $(call opt,seed,$(SEED)) $(call opt,size,$(SIZE)) $(call opt,mask-foreground,$(MASK_FOREGROUND))
 
 generate: install
 	$(CFGEN) generate --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS)) $(call opt,variants,$(VARIANTS)) \
-	  $(call opt,size,$(SIZE)) $(call opt,seed,$(SEED)) $(call opt,workers,$(WORKERS))
+	  $(call opt,size,$(SIZE)) $(call opt,seed,$(SEED)) $(call opt,workers,$(WORKERS)) $(call opt,mask-foreground,$(MASK_FOREGROUND))
 
 verify: install
 	$(CFGEN) verify --dataset $(call q,$(DATASET)) $(call opt,methods,$(METHODS))
