@@ -73,10 +73,18 @@ describe('declared mask values (trimaps, label maps)', () => {
     const m = (await loadSegMask(root, rows[0]))!;
     const t = trimap(4, 5, 6, 8);
     expect(Array.from(m.data)).toEqual(Array.from(t, (v) => (v === 1 || v === 3 ? 1 : 0)));
+    // left out later (a plain generate or train), the declaration stays: the manifest is reused as it is
+    const plain = await ensureSourceManifest(`folder:${root}`, { corporaRoot });
+    expect(plain.rebuilt).toBe(false);
+    expect(plain.metadata.config.mask_foreground).toBe('1,3');
     // a different declaration is a different manifest: rebuilt, not reused
     const again = await ensureSourceManifest(`folder:${root}`, { corporaRoot, maskForeground: '1' });
     expect(again.rebuilt).toBe(true);
     expect(again.rows!.find((r) => r.path === 'train/a/0.png')!.boxes).toEqual([4, 5, 6, 8]);
+    // --force without the flag goes back to nonzero
+    const reset = await ensureSourceManifest(`folder:${root}`, { corporaRoot, force: true, log: () => {} });
+    expect(reset.metadata.config.mask_foreground).toBeUndefined();
+    expect(reset.rows!.every((r) => r.mask_format === 'png-nonzero')).toBe(true);
   });
 
   it('generate: F images are skipped without the declaration and written with it', async () => {

@@ -187,7 +187,10 @@ interface Plan {
   root: string;
   /** the seed asked for; undefined: the existing manifest's, else 0 */
   seedIn: number | undefined;
-  /** the declared mask values, canonical (canonicalMaskValues), or undefined */
+  /**
+   * the declared mask values asked for, canonical (canonicalMaskValues); undefined: the existing manifest's (as for
+   * the seed, so a later `generate` or `train` without the flag keeps the declaration), else none
+   */
   maskForeground: string | undefined;
   synth: SynthOptions | undefined;
   opts: EnsureOptions;
@@ -196,13 +199,19 @@ interface Plan {
 
 /** The options that change rows, recorded only when not the default, so existing manifests (and every corpus id
  *  hashed from their bytes) stay as they were. */
-function rowOptions(p: Plan): Record<string, unknown> {
+function rowOptions(p: Plan, maskForeground: string | undefined): Record<string, unknown> {
   const maxPixels = p.opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   return {
     ...(maxPixels !== DEFAULT_MAX_PIXELS ? { max_pixels: maxPixels } : {}),
     ...(p.opts.followSymlinks && p.adapter === 'folder' ? { follow_symlinks: true } : {}),
-    ...(p.maskForeground ? { mask_foreground: p.maskForeground } : {}),
+    ...(maskForeground ? { mask_foreground: maskForeground } : {}),
   };
+}
+
+/** The mask values in force: the ones asked for, else those the existing manifest declared (see Plan). */
+function maskForegroundOf(p: Plan, old: ManifestMetadata | null): string | undefined {
+  const recorded = old?.config.mask_foreground;
+  return p.maskForeground ?? (typeof recorded === 'string' ? recorded : undefined);
 }
 
 /** What decides the manifest's content; compared before reading any image. */
@@ -219,7 +228,7 @@ async function upToDate(p: Plan): Promise<EnsuredManifest | null> {
   const seed = p.seedIn ?? old.seed ?? 0;
   const fingerprint = await FINGERPRINTS[p.adapter](resolve(p.root), { followSymlinks: !!p.opts.followSymlinks });
   // Recorded project-relative when inside the project: the manifest bytes (and every corpus id) match across clones.
-  const now = { dataset: p.dataset, seed, tool_version: TOOL_VERSION, config: { adapter: p.adapter, root: recordedDatasetRoot(p.root), fingerprint, synth: p.synth, ...rowOptions(p) } };
+  const now = { dataset: p.dataset, seed, tool_version: TOOL_VERSION, config: { adapter: p.adapter, root: recordedDatasetRoot(p.root), fingerprint, synth: p.synth, ...rowOptions(p, maskForegroundOf(p, old)) } };
   if (identity(old) !== identity(now)) return null;
   p.log(`source manifest ${p.dir} is up to date`);
   return { dir: p.dir, root: resolve(p.root), metadata: old, rebuilt: false };
@@ -232,9 +241,10 @@ async function rebuild(p: Plan): Promise<EnsuredManifest> {
   const seed = p.seedIn ?? old?.seed ?? 0;
   const rootAsGiven = recordedDatasetRoot(root);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress, maxPixels, followSymlinks: !!opts.followSymlinks, maskForeground: p.maskForeground });
+  const maskForeground = maskForegroundOf(p, old);
+  const result = await ADAPTERS[adapter](resolve(root), { seed, progress: opts.progress, maxPixels, followSymlinks: !!opts.followSymlinks, maskForeground });
   for (const w of result.warnings ?? []) log(`warning: ${w}`);
-  const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}), ...rowOptions(p) };
+  const config: Record<string, unknown> = { adapter, root: rootAsGiven, ...result.config, ...(synth ? { synth } : {}), ...rowOptions(p, maskForeground) };
   const metadata: ManifestMetadata = {
     format: MANIFEST_FORMAT,
     format_version: MANIFEST_FORMAT_VERSION,
