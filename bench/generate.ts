@@ -3,9 +3,11 @@
  * write of the same images at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up. The first
  * method also runs with a cold mask cache (pipeline/generate/mask-cache.ts); every method row after that reads a warm
  * cache, as every generate job after a dataset's first does, and is measured again right after without the cache.
+ * `make bench-generate` runs it with generate's node options (common/heap.ts GENERATE_NODE_OPTIONS), as `make generate`
+ * runs; the bare-sharp rows share the process, so they run with them too.
  * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder: needs nothing else.
  *
- *   npx tsx bench/generate.ts [--images 300] [--size 224] [--methods cf-grey,...] [--workers 1,2] [--repeat 1]
+ *   NODE_OPTIONS=--max-semi-space-size=1 npx tsx bench/generate.ts [--images 300] [--size 224] [--methods cf-grey,...] [--workers 1,2] [--repeat 1]
  *
  * --repeat N measures everything N times and keeps the best (lowest CPU time): on a shared machine other jobs only
  * ever add time, so the best of a few runs is the closest to the code's own cost. Each method run is paired with a
@@ -215,7 +217,7 @@ async function main(): Promise<void> {
   lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), speedUp(base), '', '', ''],
     ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), speedUp(withMask), '', '', '']);
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
-  process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, best of ${REPEAT}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end\n`);
+  process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, best of ${REPEAT}, NODE_OPTIONS=${JSON.stringify(process.env.NODE_OPTIONS ?? '')}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end\n`);
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
   process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image; a method row\'s ratios are against the bare sharp run paired with it (measured right before each of its runs, best of the same number). Target ≥ 0.8 for every method alone (1 worker).\n');
   process.stdout.write('Own-output codec floor: decode each source (and a donor for f-mixed-rand), encode the method\'s own output pixels, write: the cost no implementation of that method avoids; in brackets, floor ÷ method CPU.\n');

@@ -11,10 +11,18 @@ export function sha256Hex(data: Uint8Array | string): string {
  * A crash leaves at most a `*.tmp-*` file, which no reader looks at.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const fh = await open(tmp, 'w');
+    let fh;
+    try {
+      fh = await open(tmp, 'w');
+    } catch (e) {
+      // the folder is made only when missing: a recursive mkdir before every write is one more round trip through
+      // libuv's thread pool per file, which generate pays per image
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await mkdir(dirname(path), { recursive: true });
+      fh = await open(tmp, 'w');
+    }
     try {
       await fh.writeFile(data);
       await fh.sync();

@@ -4,6 +4,7 @@ import { chmod, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GENERATE_NODE_OPTIONS } from '../common/heap.ts';
 
 /**
  * The job files users submit (scripts/slurm, scripts/k8s), checked without a cluster: submit.sh and the sbatch
@@ -23,7 +24,7 @@ async function standIns(names: Record<string, string>): Promise<{ bin: string; l
   for (const [name, reply] of Object.entries(names)) {
     const file = join(bin, name);
     await writeFile(file, `#!/usr/bin/env bash
-{ echo "$0"; printf '%s\\n' "$@"; echo "CFGEN_SHARD_COUNT=\${CFGEN_SHARD_COUNT:-} CFGEN_DIR=\${CFGEN_DIR:-} PWD=$PWD"; echo --; } >> ${JSON.stringify(log)}
+{ echo "$0"; printf '%s\\n' "$@"; echo "CFGEN_SHARD_COUNT=\${CFGEN_SHARD_COUNT:-} CFGEN_DIR=\${CFGEN_DIR:-} NODE_OPTIONS=\${NODE_OPTIONS:-} PWD=$PWD"; echo --; } >> ${JSON.stringify(log)}
 ${reply}
 `);
     await chmod(file, 0o755);
@@ -64,13 +65,15 @@ describe('scripts/slurm', () => {
     const { bin, log } = await standIns({ npx: 'exit 0' });
     const r = spawnSync('bash', [join(SLURM, 'generate.sbatch'), '--dataset', 'synth-waterbirds', '--methods', 'cf-grey'], {
       encoding: 'utf8', cwd: tmpdir(),
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, CFGEN_DIR: ROOT, SLURM_ARRAY_TASK_ID: '2', SLURM_CPUS_PER_TASK: '3', CFGEN_SHARD_COUNT: '4' },
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, CFGEN_DIR: ROOT, SLURM_ARRAY_TASK_ID: '2', SLURM_CPUS_PER_TASK: '3', CFGEN_SHARD_COUNT: '4', NODE_OPTIONS: '--trace-warnings' },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/cfgen generate: task 2 of array/);
     const [call] = await calls(log);
     expect(call.slice(1, -1)).toEqual(['--no-install', 'tsx', 'cfgen.ts', 'generate', '--workers', '3', '--quiet', '--dataset', 'synth-waterbirds', '--methods', 'cf-grey']);
     expect(call.at(-1)).toContain(`PWD=${ROOT}`);
+    // generate's node options come first, the user's own are kept
+    expect(call.at(-1)).toContain(`NODE_OPTIONS=${GENERATE_NODE_OPTIONS} --trace-warnings`);
     // the header documents every variable the job reads
     const text = await readFile(join(SLURM, 'generate.sbatch'), 'utf8');
     for (const v of ['CFGEN_SHARD_COUNT', 'CFGEN_DIR', 'CFGEN_CORPORA_ROOT', 'CFGEN_DATA_ROOT', 'CFGEN_WORKERS', 'CFGEN_CLAIM_STALE_S', 'SLURM_ARRAY_TASK_MIN']) expect(text).toContain(v);
@@ -92,6 +95,17 @@ describe('scripts/slurm', () => {
   });
 });
 
+describe('Makefile', () => {
+  it('make generate and make bench-generate run with generate\'s node options, keeping the user\'s', () => {
+    for (const target of ['generate', 'bench-generate']) {
+      const r = spawnSync('make', ['-n', target], { encoding: 'utf8', cwd: ROOT });
+      expect(r.status, r.stderr).toBe(0);
+      const line = r.stdout.split('\n').find((l) => /tsx (cfgen\.ts generate|bench\/generate\.ts)/.test(l))!;
+      expect(line).toContain(`NODE_OPTIONS="${GENERATE_NODE_OPTIONS} \${NODE_OPTIONS:-}"`);
+    }
+  });
+});
+
 describe('scripts/k8s', () => {
   it('the Indexed Job gives every pod the shard count equal to its completions', async () => {
     const text = await readFile(join(ROOT, 'scripts', 'k8s', 'generate-job.yaml'), 'utf8');
@@ -100,6 +114,7 @@ describe('scripts/k8s', () => {
     const count = /name: CFGEN_SHARD_COUNT\n\s+value: "(\d+)"/.exec(text)![1];
     expect(count).toBe(completions);
     expect(/^\s+parallelism: (\d+)/m.exec(text)![1]).toBe(completions);
+    expect(/name: NODE_OPTIONS\n\s+value: (\S+)/.exec(text)![1]).toBe(GENERATE_NODE_OPTIONS);
     const fin = await readFile(join(ROOT, 'scripts', 'k8s', 'finalize-job.yaml'), 'utf8');
     expect(/CFGEN_SHARD_COUNT, value: "(\d+)"/.exec(fin)![1]).toBe(completions);
   });

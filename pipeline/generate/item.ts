@@ -9,6 +9,7 @@ import { encodeImage, type ImageFormat } from '../decode.ts';
 import { copyRegionPixels, invertMask, maskArea } from '../masks-ops.ts';
 import { boundingBoxOfMask } from '../../manifests/masks.ts';
 import { prepareRow, type Prepared } from './prepare.ts';
+import { pooledCopy, release } from '../pixel-pool.ts';
 import { maskCacheFor } from './mask-cache.ts';
 import { imageRelPath, relativeToRoot } from './paths.ts';
 
@@ -94,7 +95,7 @@ export function compositeRegion(img: RGBImage, region: Mask, filled: RGBImage): 
   if (filled.width !== img.width || filled.height !== img.height) {
     throw new Error(`infill returned a ${filled.width}x${filled.height} image for a ${img.width}x${img.height} input`);
   }
-  const out = img.data.slice();
+  const out = pooledCopy(img.data);
   copyRegionPixels(out, filled.data, region);
   return { width: img.width, height: img.height, data: out };
 }
@@ -161,6 +162,8 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
     if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
     const d: Donor = { sourceId: c.id, label: c.label, image: p.image, box: p.box };
     const why = m.donors?.accept?.(d, plan.params);
+    // a donor's object mask is not used (a box-only row's box is its object mask: that one stays)
+    if (why || p.object.data !== p.box.data) release(why ? p.box.data : null, p.object.data);
     if (why) { tried.push(`${c.id}: ${why}`); continue; }
     donors.push(d);
   }
@@ -172,6 +175,19 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
   const prepared = await prepareRow(job.row, { root: ctx.root, size: ctx.size, maxPixels: ctx.maxPixels, maskCache: maskCacheFor(ctx) });
   const result: RowResult = { index: job.index, rows: {}, files: {} };
   const box = prepared.status === 'ok' ? boxColumn(prepared) : undefined;
+  // pooled buffers this row may hand back once it is written (pixel-pool.ts): its masks and the F background
+  const held = new Set<Uint8Array>();
+  if (prepared.status === 'ok') { held.add(prepared.object.data); held.add(prepared.box.data); }
+  try {
+    await runMethods(job, ctx, prepared, box, result, held);
+  } finally {
+    // also after a failed write: the buffers are no longer read either way
+    release(...held);
+  }
+  return result;
+}
+
+async function runMethods(job: RowJob, ctx: RunContext, prepared: Prepared, box: number[] | undefined, result: RowResult, held: Set<Uint8Array>): Promise<void> {
   for (const name of job.methods) {
     const m = getInfill(name);
     const plan = ctx.methods[name];
@@ -183,6 +199,7 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
       rows.push(row);
       if (!ready) continue;
       const { prep, region } = ready;
+      held.add(region.data);
       let donors: Donor[] | undefined;
       if (m.donors && m.donors.count(plan.params) > 0) {
         const candidates = job.donors[name]?.[v] ?? [];
@@ -205,11 +222,18 @@ export async function processRow(job: RowJob, ctx: RunContext): Promise<RowResul
         row.status = 'error';
         row.error = relativeToRoot(`${m.name} failed: ${(e as Error).message}`, ctx.root);
         continue;
+      } finally {
+        // the infill has returned: nothing reads the donors' masks any more
+        for (const d of donors ?? []) release(d.box.data);
       }
       if (res.status !== 'ok') { row.status = 'skipped'; row.error = res.reason; continue; }
       const out = isBuiltinInfill(m.name) ? res.image : compositeRegion(prep.image, region, res.image);
-      files.push(await writeOutput(row, out, plan, ctx));
+      try {
+        files.push(await writeOutput(row, out, plan, ctx));
+      } finally {
+        // encoded and written (or failed): the output's pixels are not read again; never the shared source pixels
+        if (out.data !== prep.image.data) release(out.data);
+      }
     }
   }
-  return result;
 }

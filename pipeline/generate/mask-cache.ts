@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { resolveInsideRoot } from '../../manifests/masks.ts';
-import { newMask, type Mask } from '../../manifests/pixels.ts';
+import type { Mask } from '../../manifests/pixels.ts';
+import { release, takeZeroed } from '../pixel-pool.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
 import { stableStringify } from '../../manifests/io.ts';
 import { TOOL_VERSION } from '../../manifests/version.ts';
@@ -96,23 +97,26 @@ export function encodeRle(m: Mask): Uint8Array {
 
 /** Decode encodeRle's bytes into a width × height mask; null if they do not cover exactly width × height pixels. */
 export function decodeRle(bytes: Uint8Array, width: number, height: number): Mask | null {
-  const m = newMask(width, height);
+  // pooled: processRow hands a row's masks back once the row is written (pixel-pool.ts says why)
+  const m: Mask = { width, height, data: takeZeroed(width * height) };
   const total = width * height;
   let p = 0, cur = 0, i = 0;
   while (i < bytes.length) {
     let n = 0, shift = 0, b: number;
     do {
-      if (i >= bytes.length || shift > 28) return null;
+      if (i >= bytes.length || shift > 28) { release(m.data); return null; }
       b = bytes[i++];
       n += (b & 0x7f) * 2 ** shift;
       shift += 7;
     } while (b & 0x80);
-    if (p + n > total) return null;
+    if (p + n > total) { release(m.data); return null; }
     if (cur) m.data.fill(1, p, p + n);
     p += n;
     cur ^= 1;
   }
-  return p === total ? m : null;
+  if (p === total) return m;
+  release(m.data);
+  return null;
 }
 
 /** An entry's bytes (exported for tests). */
@@ -145,7 +149,7 @@ export function decodeEntry(bytes: Uint8Array, key: string, width: number, heigh
   if (!createHash('sha256').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) return null;
   const object = decodeRle(buf.subarray(HEADER, HEADER + objLen), width, height);
   const box = decodeRle(buf.subarray(HEADER + objLen, end), width, height);
-  if (!object || !box) return null;
+  if (!object || !box) { release(object?.data, box?.data); return null; }
   return { object, box, objectKind: buf.readUInt8(5) === 0 ? 'seg' : 'box' };
 }
 

@@ -1,4 +1,6 @@
 import type { Mask, RGBImage } from '../../manifests/pixels.ts';
+import { maskRuns } from '../masks-ops.ts';
+import { pooledCopy } from '../pixel-pool.ts';
 
 /**
  * The grey value written into uint8 images. DESIGN §2 says 0.5 in [0, 1], which the trainer's v/127.5 − 1 maps to 0.
@@ -10,10 +12,9 @@ export const GREY_U8 = 128;
 
 /** Grey infill: every region pixel becomes (v, v, v). */
 export function greyInfill(img: RGBImage, region: Mask, value: number = GREY_U8): RGBImage {
-  const out = img.data.slice();
-  const r = region.data;
-  for (let i = 0, p = 0; i < r.length; i++, p += 3) {
-    if (r[i]) { out[p] = value; out[p + 1] = value; out[p + 2] = value; }
-  }
+  const out = pooledCopy(img.data);
+  // every channel gets the same value, so a run of pixels is one contiguous fill
+  const runs = maskRuns(region);
+  for (let k = 0; k < runs.length; k += 2) out.fill(value, runs[k] * 3, runs[k + 1] * 3);
   return { width: img.width, height: img.height, data: out };
 }

@@ -2,6 +2,7 @@ import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Donor } from './types.ts';
 import { tileInfill, type TileMode } from './tile.ts';
 import { copyRegionPixels } from '../masks-ops.ts';
+import { pooledCopy, release } from '../pixel-pool.ts';
 
 export type MixedRandResult = { status: 'ok'; image: RGBImage; donor: string } | { status: 'skipped'; reason: string };
 
@@ -21,8 +22,9 @@ export function mixedRandInfill(img: RGBImage, background: Mask, label: number, 
     }
     const bg = tileInfill(d.image, d.box, mode);
     if (bg.status !== 'ok') { reasons.push(`${d.sourceId}: ${bg.reason}`); continue; }
-    const out = img.data.slice();
+    const out = pooledCopy(img.data);
     copyRegionPixels(out, bg.image.data, background);
+    release(bg.image.data);
     return { status: 'ok', image: { width: img.width, height: img.height, data: out }, donor: d.sourceId };
   }
   return {

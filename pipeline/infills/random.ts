@@ -3,6 +3,7 @@ import type { Rng } from '../../manifests/rng.ts';
 import { FastStream } from './fast-stream.ts';
 import { quantizedNormal, quantizedValue } from './quantized-normal.ts';
 import { maskArea, maskRuns } from '../masks-ops.ts';
+import { pooledCopy } from '../pixel-pool.ts';
 
 export interface RandomParams {
   /** coarse colour grid [rows, cols]; [1, 1] (the authors' code) is one flat colour per image */
@@ -41,7 +42,7 @@ export function randomInfill(img: RGBImage, region: Mask, rng: Rng, params: Rand
       for (let k = 0; k < 3; k++) across[o + k] = grid[a + k] + (grid[b + k] - grid[a + k]) * wx;
     }
   }
-  const out = img.data.slice();
+  const out = pooledCopy(img.data);
   // bytes past the image's last row draw nothing
   const r = region.data.length > W * H ? region.data.subarray(0, W * H) : region.data;
   // Normals are drawn ahead a block at a time, in the order the per-pixel calls would draw them, and exactly as
@@ -75,7 +76,7 @@ function flatRandom(img: RGBImage, region: Mask, noise: FastStream, colour: Floa
   // the three channels' packed alias tables side by side: channel k's at [256k, 256k + 256)
   const table = new Int32Array(768);
   for (let k = 0; k < 3; k++) table.set(quantizedNormal(colour[k], sigma).packed, k << 8);
-  const out = img.data.slice();
+  const out = pooledCopy(img.data);
   const runs = maskRuns(region);
   // sfc32 stepped inline on locals (FastStream.i32 does the same on its state array, ~1.5× slower per draw here)
   const s = noise.state;

@@ -2,6 +2,7 @@ import type { Mask, RGBImage } from '../../manifests/pixels.ts';
 import type { Rng } from '../../manifests/rng.ts';
 import { FastStream } from './fast-stream.ts';
 import { maskRuns } from '../masks-ops.ts';
+import { pooledCopy, release, takeInt32 } from '../pixel-pool.ts';
 
 /**
  * - `region`: permute whole RGB pixels among the region's pixels (paper default; keeps each pixel's colour).
@@ -16,24 +17,26 @@ export type ShuffleScope = 'region' | 'image' | 'batch';
 export function shuffleInfill(img: RGBImage, region: Mask, itemRng: Rng, scope: ShuffleScope, pool: readonly RGBImage[] = []): RGBImage {
   // the permutation comes from a FastStream seeded by the item rng (one draw per element, ~10^5 per image)
   const rng = new FastStream(itemRng);
-  const out = img.data.slice();
+  const out = pooledCopy(img.data);
   // byte offsets of the region's pixels, in raster order
   const runs = maskRuns(region);
   let n = 0;
   for (let k = 0; k < runs.length; k += 2) n += runs[k + 1] - runs[k];
-  const idx = new Int32Array(n);
+  const idx = takeInt32(n);
   for (let k = 0, j = 0; k < runs.length; k += 2) for (let i = runs[k]; i < runs[k + 1]; i++) idx[j++] = i * 3;
 
   if (scope === 'region') {
     // Fisher–Yates over pixel triples, written straight into the output: out[idx[i]] ← in[idx[perm[i]]]. The swaps
     // are applied to a copy of idx rather than to an identity perm, which gives idx[perm[i]] directly.
-    const from = idx.slice();
+    const from = takeInt32(n);
+    from.set(idx);
     rng.shuffle(from);
     const src = img.data;
     for (let i = 0; i < n; i++) {
       const d = idx[i], s = from[i];
       out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2];
     }
+    release(from);
   } else if (scope === 'image') {
     // Int32Array like region's offsets, so FastStream.shuffle sees one element kind (polymorphic access costs ~20%)
     const vals = new Int32Array(3 * n);
@@ -51,5 +54,6 @@ export function shuffleInfill(img: RGBImage, region: Mask, itemRng: Rng, scope: 
     rng.shuffleFirst(vals, 3 * n);
     for (let i = 0; i < n; i++) { const d = idx[i]; out[d] = vals[3 * i]; out[d + 1] = vals[3 * i + 1]; out[d + 2] = vals[3 * i + 2]; }
   }
+  release(idx);
   return { width: img.width, height: img.height, data: out };
 }

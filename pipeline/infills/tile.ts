@@ -1,5 +1,6 @@
 import type { Box, Mask, RGBImage } from '../../manifests/pixels.ts';
 import { copyBytes, maskRuns, RAGGED_SPAN } from '../masks-ops.ts';
+import { pooledCopy } from '../pixel-pool.ts';
 
 /**
  * Tile infill (paper Algorithm 1). A is a background rectangle (region = 0 everywhere in it); the image-sized tiling
@@ -124,7 +125,7 @@ function longestRun(free: Uint8Array): { start: number; len: number } {
 export function tileFromRectangle(img: RGBImage, region: Mask, a: Box): RGBImage {
   const { width: W, height: H } = img;
   const src = img.data;
-  const out = src.slice();
+  const out = pooledCopy(src);
   const srcCol = new Int32Array(W);
   for (let x = 0; x < W; x++) srcCol[x] = (a.x + (x % a.w)) * 3;
   // Walk the region's runs instead of testing every pixel: within a row, consecutive region pixels read
