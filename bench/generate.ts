@@ -19,6 +19,8 @@ import pLimit from 'p-limit';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { ManifestWriter, TOOL_VERSION, rngFor, writeFileAtomic, type SourceRow } from '../manifests/index.ts';
 import { loadSegMask } from '../manifests/masks.ts';
 import { DEFAULT_METHODS } from '../pipeline/infills/index.ts';
@@ -143,68 +145,99 @@ function measure(images: number, t0: number, c0: NodeJS.CpuUsage): Measure {
   return { rate: images / ((performance.now() - t0) / 1000), cpuMs: (c.user + c.system) / 1000 / images };
 }
 
+/** Where the dataset a child process measures lives (the parent builds it once). */
+interface Paths { dir: string; root: string; sourceDir: string }
+/** One table row, measured in a child process of its own (see main). */
+type RowSpec = { kind: 'baseline' } | { kind: 'row'; methods: string[]; cache: 'warm' | 'cold'; againWithout: boolean };
+/** What a child reports: per worker count, the method's best run, its paired bare run, the no-cache run; the floor. */
+interface RowResult { r: Record<number, Measure>; near: Record<number, Measure>; off: Record<number, Measure>; floor: Measure | null }
+
+/** One timed run of `methods` with w workers, from empty corpus folders; `cache` says what the mask cache holds. */
+async function timed(p: Paths, methods: string[], w: number, cache: 'warm' | 'cold' | 'off'): Promise<Measure> {
+  for (const m of methods) await rm(join(p.sourceDir, '..', m), { recursive: true, force: true });
+  if (cache === 'cold') await rm(join(p.sourceDir, '..', MASK_CACHE_FOLDER), { recursive: true, force: true });
+  // worker threads copy process.env when they start, so this reaches them too
+  if (cache === 'off') process.env[MASK_CACHE_ENV] = 'off'; else delete process.env[MASK_CACHE_ENV];
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const s = await runGenerate({
+    ...GENERATE_DEFAULTS, splits: ['train'], params: {}, size: null, sourceDir: p.sourceDir, methods, workers: w,
+    shardSize: 256, progress: createProgress({ quiet: true }), log: () => {},
+  });
+  delete process.env[MASK_CACHE_ENV];
+  return measure(s.imagesWritten, t0, c0);
+}
+
+/** Measure one row (in a child process): the bare baselines, or a method's runs each paired with a bare run. */
+async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
+  const res: RowResult = { r: {}, near: {}, off: {}, floor: null };
+  if (spec.kind === 'baseline') {
+    // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers at a time
+    for (const w of WORKERS) {
+      await baseline(p.root, join(p.dir, 'warm'), PER_WORKER * w);
+      res.near[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w));
+      res.r[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, true));
+    }
+    return res;
+  }
+  for (const w of WORKERS) {
+    // each method run is paired with a bare-sharp run right before it, and the row's ratios are taken against
+    // that: on a shared VM the machine's pace drifts by ±20% within minutes, more than the differences measured
+    let bm: Measure | null = null, bo: Measure | null = null;
+    for (let k = 0; k < REPEAT; k++) {
+      const b = await baseline(p.root, join(p.dir, 'base'), PER_WORKER * w);
+      if (!bm || b.cpuMs < bm.cpuMs) bm = b;
+      const m = await timed(p, spec.methods, w, spec.cache);
+      if (!bo || m.cpuMs < bo.cpuMs) bo = m;
+    }
+    res.near[w] = bm!;
+    res.r[w] = bo!;
+    // right after, without the mask cache: rows measured far apart differ by more than the cache saves
+    if (spec.againWithout) res.off[w] = await best(() => timed(p, spec.methods, w, 'off'));
+  }
+  if (spec.methods.length === 1 && spec.cache === 'warm') {
+    const outputs = await outputsOf(join(p.sourceDir, '..', spec.methods[0]));
+    res.floor = await best(() => codecFloor(p.root, join(p.dir, 'floor'), PER_WORKER * WORKERS[0], outputs, spec.methods[0] === 'f-mixed-rand'));
+  }
+  return res;
+}
+
+/**
+ * Run one row in a fresh node process, as users run one method per `cfgen generate` job, so no row runs on the heap,
+ * pools and compiled code an earlier row left. The child gets this process's arguments and environment (NODE_OPTIONS
+ * included).
+ */
+function inChild(p: Paths, spec: RowSpec): RowResult {
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--child', JSON.stringify({ p, spec })], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`bench child for ${JSON.stringify(spec)} exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as RowResult;
+}
+
 async function main(): Promise<void> {
   boundHeapGrowth(); // as `cfgen generate` runs
+  const child = arg('child', '');
+  if (child) {
+    const { p, spec } = JSON.parse(child) as { p: Paths; spec: RowSpec };
+    process.stdout.write(`${JSON.stringify(await measureRow(p, spec))}\n`);
+    return;
+  }
   const dir = await mkdtemp(join(tmpdir(), 'bench-gen-'));
   const loadBefore = loadavg()[0];
   process.stderr.write(`building ${N} synthetic ${SIZE}px images in ${dir} ...\n`);
-  const { root, sourceDir } = await makeDataset(dir);
-  const base: Record<number, Measure> = {};
-  // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers images at a time
-  const withMask: Record<number, Measure> = {};
-  for (const w of WORKERS) {
-    await baseline(root, join(dir, 'warm'), PER_WORKER * w);
-    base[w] = await best(() => baseline(root, join(dir, 'base'), PER_WORKER * w));
-    withMask[w] = await best(() => baseline(root, join(dir, 'base'), PER_WORKER * w, true));
-  }
-  const fmt = (m: Measure, b: Measure) => [m.rate.toFixed(1), (m.rate / b.rate).toFixed(2), m.cpuMs.toFixed(2), (b.cpuMs / m.cpuMs).toFixed(2)];
+  const paths: Paths = { dir, ...(await makeDataset(dir)) };
+  const b = inChild(paths, { kind: 'baseline' });
+  const base = b.near, withMask = b.r;
+  const fmt = (m: Measure, ref: Measure) => [m.rate.toFixed(1), (m.rate / ref.rate).toFixed(2), m.cpuMs.toFixed(2), (ref.cpuMs / m.cpuMs).toFixed(2)];
   const speedUp = (r: Record<number, Measure>) => (WORKERS.length > 1 ? (r[WORKERS[1]].rate / r[WORKERS[0]].rate).toFixed(2) : '-');
   const lines: string[][] = [];
-  const cacheDir = join(sourceDir, '..', MASK_CACHE_FOLDER);
-  /** One timed run of `methods` with w workers, from empty corpus folders; `cache` says what the mask cache holds. */
-  const timed = async (methods: string[], w: number, cache: 'warm' | 'cold' | 'off'): Promise<Measure> => {
-    for (const m of methods) await rm(join(sourceDir, '..', m), { recursive: true, force: true });
-    if (cache === 'cold') await rm(cacheDir, { recursive: true, force: true });
-    // worker threads copy process.env when they start, so this reaches them too
-    if (cache === 'off') process.env[MASK_CACHE_ENV] = 'off'; else delete process.env[MASK_CACHE_ENV];
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    const s = await runGenerate({
-      ...GENERATE_DEFAULTS, splits: ['train'], params: {}, size: null, sourceDir, methods, workers: w,
-      shardSize: 256, progress: createProgress({ quiet: true }), log: () => {},
-    });
-    delete process.env[MASK_CACHE_ENV];
-    return measure(s.imagesWritten, t0, c0);
-  };
-  /**
-   * One table row. With `againWithout`, each measurement is followed by the same run without the mask cache, so
-   * the two are taken minutes apart at most (on a shared machine, rows measured far apart differ by more than that).
-   */
   const row = async (label: string, methods: string[], cache: 'warm' | 'cold', againWithout = false): Promise<void> => {
-    const r: Record<number, Measure> = {}, off: Record<number, Measure> = {}, near: Record<number, Measure> = {};
-    for (const w of WORKERS) {
-      // each method run is paired with a bare-sharp run right before it, and the row's ratios are taken against
-      // that: on a shared VM the machine's pace drifts by ±20% within minutes, more than the differences measured
-      let bm: Measure | null = null, bo: Measure | null = null;
-      for (let k = 0; k < REPEAT; k++) {
-        const b = await baseline(root, join(dir, 'base'), PER_WORKER * w);
-        if (!bm || b.cpuMs < bm.cpuMs) bm = b;
-        const m = await timed(methods, w, cache);
-        if (!bo || m.cpuMs < bo.cpuMs) bo = m;
-      }
-      near[w] = bm!;
-      r[w] = bo!;
-      if (againWithout) off[w] = await best(() => timed(methods, w, 'off'));
-    }
-    let floorCell = '';
-    if (methods.length === 1 && cache === 'warm') {
-      const outputs = await outputsOf(join(sourceDir, '..', methods[0]));
-      const w = WORKERS[0];
-      const f = await best(() => codecFloor(root, join(dir, 'floor'), PER_WORKER * w, outputs, methods[0] === 'f-mixed-rand'));
-      floorCell = `${f.cpuMs.toFixed(2)} (${(f.cpuMs / r[w].cpuMs).toFixed(2)})`;
-    }
+    process.stderr.write(`measuring ${label} ...\n`);
+    const { r, near, off, floor } = inChild(paths, { kind: 'row', methods, cache, againWithout });
+    const w0 = WORKERS[0];
     lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], near[w])), speedUp(r),
-      WORKERS.map((w) => near[w].cpuMs.toFixed(2)).join('  '), floorCell,
+      WORKERS.map((w) => near[w].cpuMs.toFixed(2)).join('  '), floor ? `${floor.cpuMs.toFixed(2)} (${(floor.cpuMs / r[w0].cpuMs).toFixed(2)})` : '',
       againWithout ? WORKERS.map((w) => `${off[w].cpuMs.toFixed(2)} (${(near[w].cpuMs / off[w].cpuMs).toFixed(2)})`).join('  ') : '']);
   };
   // users run one method per job: the first job decodes every mask (a cold cache), later jobs read them back
@@ -221,6 +254,7 @@ async function main(): Promise<void> {
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
   process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image; a method row\'s ratios are against the bare sharp run paired with it (measured right before each of its runs, best of the same number). Target ≥ 0.8 for every method alone (1 worker).\n');
   process.stdout.write('Own-output codec floor: decode each source (and a donor for f-mixed-rand), encode the method\'s own output pixels, write: the cost no implementation of that method avoids; in brackets, floor ÷ method CPU.\n');
+  process.stdout.write('Each row is measured in a fresh node process (as each generate job is one); the bare rows in one of their own.\n');
   process.stdout.write('Method rows read the masks from a warm mask cache (<corpora>/<dataset>/.mask-cache, filled by the cold run above), as every job after the first does; the last column is the same run right after with CFGEN_MASK_CACHE=off.\n');
   await rm(dir, { recursive: true, force: true });
 }
