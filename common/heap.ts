@@ -32,7 +32,7 @@ export function boundHeapGrowth(env: NodeJS.ProcessEnv = process.env): void {
  * them as external memory and starts a full mark-compact once 64 MB of it has piled up since the last one, dead or
  * not. In a 16 MB nursery the dead buffers were not scavenged before that, so a one-method run marked the whole heap
  * every 40 to 60 images; in a 1 MB one, cheap scavenges free them first and full collections all but stop: 0 instead
- * of 5 to 9 per 300 images, and 0.3 to 0.4 ms less CPU per image (docs/benchmarks.md). The size can only be set when
+ * of 5 to 9 per 300 images, and 0.3 to 0.6 ms less CPU per image (docs/benchmarks.md). The size can only be set when
  * node starts, hence NODE_OPTIONS. Worker threads (`--workers 2+`) showed no gain from a small young generation
  * (their resource limits), so they keep V8's default.
  */
