@@ -150,7 +150,17 @@ interface Paths { dir: string; root: string; sourceDir: string }
 /** One table row, measured in a child process of its own (see main). */
 type RowSpec = { kind: 'baseline' } | { kind: 'row'; methods: string[]; cache: 'warm' | 'cold'; againWithout: boolean };
 /** What a child reports: per worker count, the method's best run, its paired bare run, the no-cache run; the floor. */
-interface RowResult { r: Record<number, Measure>; near: Record<number, Measure>; off: Record<number, Measure>; floor: Measure | null }
+interface RowResult {
+  r: Record<number, Measure>; near: Record<number, Measure>; off: Record<number, Measure>; floor: Measure | null;
+  /** per worker count, each pair's bare CPU ÷ method CPU (the pair measured back to back) */
+  pairs: Record<number, number[]>;
+}
+
+/** The median of xs (the mean of the middle two for an even count). */
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b), h = v.length >> 1;
+  return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+}
 
 /** One timed run of `methods` with w workers, from empty corpus folders; `cache` says what the mask cache holds. */
 async function timed(p: Paths, methods: string[], w: number, cache: 'warm' | 'cold' | 'off'): Promise<Measure> {
@@ -170,7 +180,7 @@ async function timed(p: Paths, methods: string[], w: number, cache: 'warm' | 'co
 
 /** Measure one row (in a child process): the bare baselines, or a method's runs each paired with a bare run. */
 async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
-  const res: RowResult = { r: {}, near: {}, off: {}, floor: null };
+  const res: RowResult = { r: {}, near: {}, off: {}, floor: null, pairs: {} };
   if (spec.kind === 'baseline') {
     // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers at a time
     for (const w of WORKERS) {
@@ -184,11 +194,13 @@ async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
     // each method run is paired with a bare-sharp run right before it, and the row's ratios are taken against
     // that: on a shared VM the machine's pace drifts by ±20% within minutes, more than the differences measured
     let bm: Measure | null = null, bo: Measure | null = null;
+    res.pairs[w] = [];
     for (let k = 0; k < REPEAT; k++) {
       const b = await baseline(p.root, join(p.dir, 'base'), PER_WORKER * w);
       if (!bm || b.cpuMs < bm.cpuMs) bm = b;
       const m = await timed(p, spec.methods, w, spec.cache);
       if (!bo || m.cpuMs < bo.cpuMs) bo = m;
+      res.pairs[w].push(b.cpuMs / m.cpuMs);
     }
     res.near[w] = bm!;
     res.r[w] = bo!;
@@ -234,9 +246,10 @@ async function main(): Promise<void> {
   const lines: string[][] = [];
   const row = async (label: string, methods: string[], cache: 'warm' | 'cold', againWithout = false): Promise<void> => {
     process.stderr.write(`measuring ${label} ...\n`);
-    const { r, near, off, floor } = inChild(paths, { kind: 'row', methods, cache, againWithout });
+    const { r, near, off, floor, pairs } = inChild(paths, { kind: 'row', methods, cache, againWithout });
     const w0 = WORKERS[0];
-    lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], near[w])), speedUp(r),
+    const spread = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+    lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], near[w])), WORKERS.map((w) => spread(pairs[w])).join('  '), speedUp(r),
       WORKERS.map((w) => near[w].cpuMs.toFixed(2)).join('  '), floor ? `${floor.cpuMs.toFixed(2)} (${(floor.cpuMs / r[w0].cpuMs).toFixed(2)})` : '',
       againWithout ? WORKERS.map((w) => `${off[w].cpuMs.toFixed(2)} (${(near[w].cpuMs / off[w].cpuMs).toFixed(2)})`).join('  ') : '']);
   };
@@ -245,14 +258,14 @@ async function main(): Promise<void> {
   for (const m of METHODS) await row(m, [m], 'warm', true);
   // every method in one run: each source row is decoded (image + mask) once for all of them
   await row(`all ${METHODS.length} in one run`, METHODS, 'warm', true);
-  const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : '',
+  const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), `pairwise cpu ratio: median (range), w=${WORKERS.join(', w=')}`, WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : '',
     `paired bare cpu ms/img, w=${WORKERS.join(', w=')}`, `own-output codec floor cpu ms (÷ method), w=${WORKERS[0]}`, `no mask cache: cpu ms/img (cpu ratio), w=${WORKERS.join(', w=')}`];
-  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), speedUp(base), '', '', ''],
-    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), speedUp(withMask), '', '', '']);
+  lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), '', speedUp(base), '', '', ''],
+    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), '', speedUp(withMask), '', '', '']);
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, best of ${REPEAT}, NODE_OPTIONS=${JSON.stringify(process.env.NODE_OPTIONS ?? '')}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end\n`);
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
-  process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image; a method row\'s ratios are against the bare sharp run paired with it (measured right before each of its runs, best of the same number). Target ≥ 0.8 for every method alone (1 worker).\n');
+  process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image; a method row\'s ratios are against the bare sharp run paired with it (measured right before each of its runs, best of the same number). Pairwise cpu ratio: each bare run ÷ the method run right after it, median and range over the pairs (less sensitive to a slow minute than the ratio of the best runs). Target ≥ 0.8 for every method alone (1 worker).\n');
   process.stdout.write('Own-output codec floor: decode each source (and a donor for f-mixed-rand), encode the method\'s own output pixels, write: the cost no implementation of that method avoids; in brackets, floor ÷ method CPU.\n');
   process.stdout.write('Each row is measured in a fresh node process (as each generate job is one); the bare rows in one of their own.\n');
   process.stdout.write('Method rows read the masks from a warm mask cache (<corpora>/<dataset>/.mask-cache, filled by the cold run above), as every job after the first does; the last column is the same run right after with CFGEN_MASK_CACHE=off.\n');
