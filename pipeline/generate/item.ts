@@ -162,9 +162,9 @@ async function loadDonors(m: InfillMethod, plan: MethodPlan, candidates: SourceR
     if (p.status !== 'ok') { tried.push(`${c.id}: ${p.reason}`); continue; }
     const d: Donor = { sourceId: c.id, label: c.label, image: p.image, box: p.box };
     const why = m.donors?.accept?.(d, plan.params);
+    if (why) { release(p.object.data, p.box.data); tried.push(`${c.id}: ${why}`); continue; }
     // a donor's object mask is not used (a box-only row's box is its object mask: that one stays)
-    if (why || p.object.data !== p.box.data) release(why ? p.box.data : null, p.object.data);
-    if (why) { tried.push(`${c.id}: ${why}`); continue; }
+    if (p.object.data !== p.box.data) release(p.object.data);
     donors.push(d);
   }
   return { donors, tried };

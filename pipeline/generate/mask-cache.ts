@@ -99,24 +99,29 @@ export function encodeRle(m: Mask): Uint8Array {
 export function decodeRle(bytes: Uint8Array, width: number, height: number): Mask | null {
   // pooled: processRow hands a row's masks back once the row is written (pixel-pool.ts says why)
   const m: Mask = { width, height, data: takeZeroed(width * height) };
-  const total = width * height;
+  if (fillRuns(bytes, m.data)) return m;
+  release(m.data);
+  return null;
+}
+
+/** Set the runs of `bytes` in the zeroed `out`; false unless they cover exactly out.length pixels. */
+function fillRuns(bytes: Uint8Array, out: Uint8Array): boolean {
+  const total = out.length;
   let p = 0, cur = 0, i = 0;
   while (i < bytes.length) {
     let n = 0, shift = 0, b: number;
     do {
-      if (i >= bytes.length || shift > 28) { release(m.data); return null; }
+      if (i >= bytes.length || shift > 28) return false;
       b = bytes[i++];
       n += (b & 0x7f) * 2 ** shift;
       shift += 7;
     } while (b & 0x80);
-    if (p + n > total) { release(m.data); return null; }
-    if (cur) m.data.fill(1, p, p + n);
+    if (p + n > total) return false;
+    if (cur) out.fill(1, p, p + n);
     p += n;
     cur ^= 1;
   }
-  if (p === total) return m;
-  release(m.data);
-  return null;
+  return p === total;
 }
 
 /** An entry's bytes (exported for tests). */
