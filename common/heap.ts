@@ -22,7 +22,6 @@ export function boundHeapGrowth(env: NodeJS.ProcessEnv = process.env): void {
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
-
 /**
  * The node options `generate` runs with (`make generate`, `make bench-generate`, the Slurm and Kubernetes job files
  * put them in NODE_OPTIONS): semi-spaces of 1 MB instead of V8's 16 MB.
