@@ -26,6 +26,7 @@ import { loadSegMask } from '../manifests/masks.ts';
 import { DEFAULT_METHODS } from '../pipeline/infills/index.ts';
 import { createProgress, GENERATE_DEFAULTS, PER_WORKER, runGenerate } from '../pipeline/generate/index.ts';
 import { MASK_CACHE_ENV, MASK_CACHE_FOLDER } from '../pipeline/generate/mask-cache.ts';
+import { imageRelPath } from '../pipeline/generate/paths.ts';
 import { boundHeapGrowth } from '../common/heap.ts';
 
 function arg(name: string, dflt: string): string {
@@ -90,10 +91,16 @@ async function makeDataset(dir: string): Promise<{ root: string; sourceDir: stri
 }
 
 /**
- * Bare sharp: read, decode to raw RGB, encode PNG (the pipeline's settings), write atomically. With `withMask`, also
- * decode the image's mask the way the pipeline must (loadSegMask): the unavoidable input cost beyond bare sharp.
+ * Bare sharp: read, decode to raw RGB, encode PNG (the pipeline's settings), write atomically to the file a corpus
+ * would hold (pipeline/generate/paths.ts: 256 fan-out folders), or with `flat` all into one folder. With `withMask`,
+ * also decode the image's mask the way the pipeline must (loadSegMask): the unavoidable input cost beyond bare sharp.
+ *
+ * Why the corpus's paths: making a folder costs 0.4–1 ms of kernel CPU on the VMs this was measured on, and 300
+ * images land in about 210 of the 256 folders, so a method writing there pays ~0.5 ms per image that bare sharp
+ * writing one folder does not. A real corpus makes each folder once (256 in all), so per image that cost is a
+ * small-bench artefact; both sides now write the same files, and the flat row shows the difference.
  */
-async function baseline(root: string, out: string, inflight: number, withMask = false): Promise<Measure> {
+async function baseline(root: string, out: string, inflight: number, withMask = false, flat = false): Promise<Measure> {
   await rm(out, { recursive: true, force: true });
   const limit = pLimit(inflight);
   const c0 = process.cpuUsage();
@@ -104,7 +111,7 @@ async function baseline(root: string, out: string, inflight: number, withMask = 
       withMask ? loadSegMask(root, rowOf(i)) : null,
     ]);
     const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
-    await writeFileAtomic(join(out, `${i}.png`), png);
+    await writeFileAtomic(join(out, flat ? `${i}.png` : imageRelPath(rowOf(i).id, 0, 'png')), png);
   })));
   return measure(N, t0, c0);
 }
@@ -115,7 +122,7 @@ async function baseline(root: string, out: string, inflight: number, withMask = 
  * F outputs are mostly noise or shuffled pixels, which cost PNG more to encode than the photo bare sharp re-encodes,
  * so this floor, not bare sharp, is what the method's own overhead is measured against.
  */
-async function codecFloor(root: string, out: string, inflight: number, outputs: { data: Buffer; width: number; height: number }[], donor: boolean): Promise<Measure> {
+async function codecFloor(root: string, out: string, inflight: number, outputs: Output[], donor: boolean): Promise<Measure> {
   await rm(out, { recursive: true, force: true });
   const limit = pLimit(inflight);
   const decode = async (i: number) => sharp(await readFile(join(root, 'images', `${i % N}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer();
@@ -124,17 +131,20 @@ async function codecFloor(root: string, out: string, inflight: number, outputs: 
   await Promise.all(outputs.map((o, i) => limit(async () => {
     await Promise.all([decode(i), donor ? decode(i + 1) : null]);
     const png = await sharp(o.data, { raw: { width: o.width, height: o.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
-    await writeFileAtomic(join(out, `${i}.png`), png);
+    await writeFileAtomic(join(out, o.rel), png);
   })));
   return measure(outputs.length, t0, c0);
 }
 
-/** The pixels of every image a method wrote (untimed: the input of codecFloor). */
-async function outputsOf(corpusDir: string): Promise<{ data: Buffer; width: number; height: number }[]> {
-  const files = (await fg('images/**/*.png', { cwd: corpusDir, absolute: true })).sort();
-  return Promise.all(files.map(async (f) => {
-    const { data, info } = await sharp(f).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    return { data, width: info.width, height: info.height };
+/** One image a method wrote: its pixels and its path in the corpus. */
+interface Output { data: Buffer; width: number; height: number; rel: string }
+
+/** The pixels of every image a method wrote, and where (untimed: the input of codecFloor). */
+async function outputsOf(corpusDir: string): Promise<Output[]> {
+  const files = (await fg('images/**/*.png', { cwd: corpusDir })).sort();
+  return Promise.all(files.map(async (rel) => {
+    const { data, info } = await sharp(join(corpusDir, rel)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height, rel };
   }));
 }
 
@@ -152,6 +162,8 @@ type RowSpec = { kind: 'baseline' } | { kind: 'row'; methods: string[]; cache: '
 /** What a child reports: per worker count, the method's best run, its paired bare run, the no-cache run; the floor. */
 interface RowResult {
   r: Record<number, Measure>; near: Record<number, Measure>; off: Record<number, Measure>; floor: Measure | null;
+  /** bare rows only: per worker count, bare sharp writing every image into one folder */
+  flat: Record<number, Measure>;
   /** per worker count, each pair's bare CPU ÷ method CPU (the pair measured back to back) */
   pairs: Record<number, number[]>;
 }
@@ -180,13 +192,14 @@ async function timed(p: Paths, methods: string[], w: number, cache: 'warm' | 'co
 
 /** Measure one row (in a child process): the bare baselines, or a method's runs each paired with a bare run. */
 async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
-  const res: RowResult = { r: {}, near: {}, off: {}, floor: null, pairs: {} };
+  const res: RowResult = { r: {}, near: {}, off: {}, floor: null, pairs: {}, flat: {} };
   if (spec.kind === 'baseline') {
     // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers at a time
     for (const w of WORKERS) {
       await baseline(p.root, join(p.dir, 'warm'), PER_WORKER * w);
       res.near[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w));
       res.r[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, true));
+      res.flat[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, false, true));
     }
     return res;
   }
@@ -240,7 +253,7 @@ async function main(): Promise<void> {
   process.stderr.write(`building ${N} synthetic ${SIZE}px images in ${dir} ...\n`);
   const paths: Paths = { dir, ...(await makeDataset(dir)) };
   const b = inChild(paths, { kind: 'baseline' });
-  const base = b.near, withMask = b.r;
+  const base = b.near, withMask = b.r, flat = b.flat;
   const fmt = (m: Measure, ref: Measure) => [m.rate.toFixed(1), (m.rate / ref.rate).toFixed(2), m.cpuMs.toFixed(2), (ref.cpuMs / m.cpuMs).toFixed(2)];
   const speedUp = (r: Record<number, Measure>) => (WORKERS.length > 1 ? (r[WORKERS[1]].rate / r[WORKERS[0]].rate).toFixed(2) : '-');
   const lines: string[][] = [];
@@ -261,11 +274,13 @@ async function main(): Promise<void> {
   const head = ['method', ...WORKERS.flatMap((w) => [`img/s w=${w}`, `ratio`, `cpu ms/img`, `cpu ratio`]), `pairwise cpu ratio: median (range), w=${WORKERS.join(', w=')}`, WORKERS.length > 1 ? `speed-up ${WORKERS[0]}→${WORKERS[1]}` : '',
     `paired bare cpu ms/img, w=${WORKERS.join(', w=')}`, `own-output codec floor cpu ms (÷ method), w=${WORKERS[0]}`, `no mask cache: cpu ms/img (cpu ratio), w=${WORKERS.join(', w=')}`];
   lines.unshift(head, ['sharp decode+encode+write', ...WORKERS.flatMap((w) => fmt(base[w], base[w])), '', speedUp(base), '', '', ''],
-    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), '', speedUp(withMask), '', '', '']);
+    ['  same + mask decode', ...WORKERS.flatMap((w) => fmt(withMask[w], base[w])), '', speedUp(withMask), '', '', ''],
+    ['  same, one flat folder', ...WORKERS.flatMap((w) => fmt(flat[w], base[w])), '', speedUp(flat), '', '', '']);
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   process.stdout.write(`generate bench: ${N} images, ${SIZE}px JPEG in, PNG out, ${cpus().length} cores, node ${process.version}, ${PER_WORKER} rows in flight per worker, best of ${REPEAT}, NODE_OPTIONS=${JSON.stringify(process.env.NODE_OPTIONS ?? '')}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end\n`);
   for (const l of lines) process.stdout.write(`${l.map((v, c) => v.padEnd(widths[c])).join('  ')}\n`);
   process.stdout.write('ratio = images/s ÷ bare sharp images/s (same images, same rows in flight); cpu ratio = bare sharp CPU ms ÷ method CPU ms per image; a method row\'s ratios are against the bare sharp run paired with it (measured right before each of its runs, best of the same number). Pairwise cpu ratio: each bare run ÷ the method run right after it, median and range over the pairs (less sensitive to a slow minute than the ratio of the best runs). Target ≥ 0.8 for every method alone (1 worker).\n');
+  process.stdout.write('Bare sharp and the floors write each image to the path a corpus gives it (256 fan-out folders), as the methods do; "one flat folder" is bare sharp writing them all into one folder instead (making a folder costs kernel CPU that a real corpus pays once per folder, a 300-image bench per image).\n');
   process.stdout.write('Own-output codec floor: decode each source (and a donor for f-mixed-rand), encode the method\'s own output pixels, write: the cost no implementation of that method avoids; in brackets, floor ÷ method CPU.\n');
   process.stdout.write('Each row is measured in a fresh node process (as each generate job is one); the bare rows in one of their own.\n');
   process.stdout.write('Method rows read the masks from a warm mask cache (<corpora>/<dataset>/.mask-cache, filled by the cold run above), as every job after the first does; the last column is the same run right after with CFGEN_MASK_CACHE=off.\n');
