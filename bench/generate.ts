@@ -1,6 +1,6 @@
 /**
  * Generation throughput: images/s per method on 224 px images, as a ratio to bare sharp decode + PNG encode + atomic
- * write of the same images at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up. The first
+ * write of the same images to the same paths at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up. The first
  * method also runs with a cold mask cache (pipeline/generate/mask-cache.ts); every method row after that reads a warm
  * cache, as every generate job after a dataset's first does, and is measured again right after without the cache.
  * `make bench-generate` runs it with generate's node options (common/heap.ts GENERATE_NODE_OPTIONS), as `make generate`
@@ -95,9 +95,9 @@ async function makeDataset(dir: string): Promise<{ root: string; sourceDir: stri
  * would hold (pipeline/generate/paths.ts: 256 fan-out folders), or with `flat` all into one folder. With `withMask`,
  * also decode the image's mask the way the pipeline must (loadSegMask): the unavoidable input cost beyond bare sharp.
  *
- * Why the corpus's paths: making a folder costs 0.4–1 ms of kernel CPU on the VMs this was measured on, and 300
- * images land in about 210 of the 256 folders, so a method writing there pays ~0.5 ms per image that bare sharp
- * writing one folder does not. A real corpus makes each folder once (256 in all), so per image that cost is a
+ * Why the corpus's paths: making a folder cost about 0.9 ms of kernel CPU on the VM this was measured on, and 300
+ * images land in about 210 of the 256 folders, so a method writing there paid about 1 ms per image that bare sharp
+ * writing one folder did not. A real corpus makes each folder once (256 in all), so per image that cost is a
  * small-bench artefact; both sides now write the same files, and the flat row shows the difference.
  */
 async function baseline(root: string, out: string, inflight: number, withMask = false, flat = false): Promise<Measure> {
