@@ -1,8 +1,9 @@
 /**
  * Generation throughput: images/s per method on 224 px images, as a ratio to bare sharp decode + PNG encode + atomic
- * write of the same images to the same paths at the same concurrency, measured in the same run; and the 1 → 2 worker speed-up. The first
- * method also runs with a cold mask cache (pipeline/generate/mask-cache.ts); every method row after that reads a warm
- * cache, as every generate job after a dataset's first does, and is measured again right after without the cache.
+ * write of the same images to the same paths at the same concurrency, measured in the same run; and the 1 → 2 worker
+ * speed-up. The first method also runs with a cold mask cache (pipeline/generate/mask-cache.ts); every method row
+ * after that reads a warm cache, as every generate job after a dataset's first does, and is measured again right after
+ * without the cache.
  * `make bench-generate` runs it with generate's node options (common/heap.ts GENERATE_NODE_OPTIONS), as `make generate`
  * runs; the bare-sharp rows share the process, so they run with them too.
  * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder: needs nothing else.
