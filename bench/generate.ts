@@ -6,7 +6,9 @@
  * without the cache.
  * `make bench-generate` runs it with generate's node options (common/heap.ts GENERATE_NODE_OPTIONS), as `make generate`
  * runs; the bare-sharp rows share the process, so they run with them too.
- * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder: needs nothing else.
+ * Builds its own synthetic dataset (JPEG photos-like images + PNG masks) in a temp folder (TMPDIR): needs nothing
+ * else. On ext4 each file it creates scans past the inodes its own earlier runs deleted, which moves single runs by
+ * ±15%; TMPDIR=/dev/shm (tmpfs) gives steadier pairs (docs/benchmarks.md).
  *
  *   NODE_OPTIONS=--max-semi-space-size=1 npx tsx bench/generate.ts [--images 300] [--size 224] [--methods cf-grey,...] [--workers 1,2] [--repeat 1]
  *
