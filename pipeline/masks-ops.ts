@@ -1,5 +1,5 @@
 import { newMask, type Mask } from '../manifests/pixels.ts';
-import { takeZeroed } from './pixel-pool.ts';
+import { takeMask } from './pixel-pool.ts';
 import { alignedSpan } from '../manifests/masks.ts';
 
 /**
@@ -73,7 +73,7 @@ function nonzeroLanes(v: number): number {
 
 /** 1 − m: the background of an object mask (F infills fill it). */
 export function invertMask(m: Mask): Mask {
-  const out: Mask = { width: m.width, height: m.height, data: takeZeroed(m.width * m.height) };
+  const out = takeMask(m.width, m.height);
   const d = m.data, o = out.data;
   const { head, words: w } = alignedSpan(d);
   let i = 0;

@@ -15,6 +15,8 @@
  * (manifests/mask-geometry.ts alignedSpan does).
  */
 
+import type { Mask } from '../manifests/pixels.ts';
+
 /** Buffers are rounded up to a multiple of this, so sizes that differ a little (shuffle scratch) share a class. */
 const CLASS_BYTES = 16 * 1024;
 /** Free buffers kept per size class: a worker has a few rows in flight, each holding a handful of buffers. */
@@ -48,6 +50,11 @@ export function takeBytes(n: number): Uint8Array {
 /** n zero bytes. */
 export function takeZeroed(n: number): Uint8Array {
   return takeBytes(n).fill(0);
+}
+
+/** An all-zero width × height mask in a pooled buffer (what manifests/pixels.ts newMask gives). */
+export function takeMask(width: number, height: number): Mask {
+  return { width, height, data: takeZeroed(width * height) };
 }
 
 /** A copy of `src` in a pooled buffer (what `src.slice()` gives). */

@@ -4,7 +4,7 @@ import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { resolveInsideRoot } from '../../manifests/masks.ts';
 import type { Mask } from '../../manifests/pixels.ts';
-import { release, takeZeroed } from '../pixel-pool.ts';
+import { release, takeMask } from '../pixel-pool.ts';
 import type { SourceRow } from '../../manifests/schema.ts';
 import { stableStringify } from '../../manifests/io.ts';
 import { TOOL_VERSION } from '../../manifests/version.ts';
@@ -98,7 +98,7 @@ export function encodeRle(m: Mask): Uint8Array {
 /** Decode encodeRle's bytes into a width × height mask; null if they do not cover exactly width × height pixels. */
 export function decodeRle(bytes: Uint8Array, width: number, height: number): Mask | null {
   // pooled: processRow hands a row's masks back once the row is written (pixel-pool.ts says why)
-  const m: Mask = { width, height, data: takeZeroed(width * height) };
+  const m = takeMask(width, height);
   if (fillRuns(bytes, m.data)) return m;
   release(m.data);
   return null;
