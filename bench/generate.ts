@@ -16,7 +16,7 @@
  * ever add time, so the best of a few runs is the closest to the code's own cost. Each method run is paired with a
  * bare-sharp run just before it, and the method's ratios are taken against those: the machine's pace drifts.
  */
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import fg from 'fast-glob';
 import pLimit from 'p-limit';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -104,19 +104,10 @@ async function makeDataset(dir: string): Promise<{ root: string; sourceDir: stri
  * small-bench artefact; both sides now write the same files, and the flat row shows the difference.
  */
 async function baseline(root: string, out: string, inflight: number, withMask = false, flat = false): Promise<Measure> {
-  await rm(out, { recursive: true, force: true });
-  const limit = pLimit(inflight);
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: N }, (_, i) => limit(async () => {
-    const [{ data, info }] = await Promise.all([
-      sharp(await readFile(join(root, 'images', `${i}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }),
-      withMask ? loadSegMask(root, rowOf(i)) : null,
-    ]);
-    const png = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
-    await writeFileAtomic(join(out, flat ? `${i}.png` : imageRelPath(rowOf(i).id, 0, 'png')), png);
-  })));
-  return measure(N, t0, c0);
+  return timedWrites(out, inflight, N, async (i) => {
+    const [{ data, info }] = await Promise.all([decodeSource(root, i), withMask ? loadSegMask(root, rowOf(i)) : null]);
+    await encodeAndWrite(join(out, flat ? `${i}.png` : imageRelPath(rowOf(i).id, 0, 'png')), data, info.width, info.height);
+  });
 }
 
 /**
@@ -126,17 +117,31 @@ async function baseline(root: string, out: string, inflight: number, withMask = 
  * so this floor, not bare sharp, is what the method's own overhead is measured against.
  */
 async function codecFloor(root: string, out: string, inflight: number, outputs: Output[], donor: boolean): Promise<Measure> {
+  return timedWrites(out, inflight, outputs.length, async (i) => {
+    const o = outputs[i];
+    await Promise.all([decodeSource(root, i), donor ? decodeSource(root, i + 1) : null]);
+    await encodeAndWrite(join(out, o.rel), o.data, o.width, o.height);
+  });
+}
+
+/** Bare sharp's decode of source image i (modulo N): read the file, decode to raw RGB. */
+async function decodeSource(root: string, i: number): Promise<{ data: Buffer; info: OutputInfo }> {
+  return sharp(await readFile(join(root, 'images', `${i % N}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+}
+
+/** Bare sharp's encode of raw RGB with the pipeline's PNG settings, written atomically to `file`. */
+async function encodeAndWrite(file: string, data: Uint8Array, width: number, height: number): Promise<void> {
+  await writeFileAtomic(file, await sharp(data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer());
+}
+
+/** Empty `out`, then time `work(i)` for i < count with `inflight` at a time. */
+async function timedWrites(out: string, inflight: number, count: number, work: (i: number) => Promise<void>): Promise<Measure> {
   await rm(out, { recursive: true, force: true });
   const limit = pLimit(inflight);
-  const decode = async (i: number) => sharp(await readFile(join(root, 'images', `${i % N}.jpg`))).removeAlpha().toColourspace('srgb').raw().toBuffer();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(outputs.map((o, i) => limit(async () => {
-    await Promise.all([decode(i), donor ? decode(i + 1) : null]);
-    const png = await sharp(o.data, { raw: { width: o.width, height: o.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
-    await writeFileAtomic(join(out, o.rel), png);
-  })));
-  return measure(outputs.length, t0, c0);
+  await Promise.all(Array.from({ length: count }, (_, i) => limit(() => work(i))));
+  return measure(count, t0, c0);
 }
 
 /** One image a method wrote: its pixels and its path in the corpus. */
@@ -162,11 +167,14 @@ function measure(images: number, t0: number, c0: NodeJS.CpuUsage): Measure {
 interface Paths { dir: string; root: string; sourceDir: string }
 /** One table row, measured in a child process of its own (see main). */
 type RowSpec = { kind: 'baseline' } | { kind: 'row'; methods: string[]; cache: 'warm' | 'cold'; againWithout: boolean };
-/** What a child reports: per worker count, the method's best run, its paired bare run, the no-cache run; the floor. */
+/** What the bare rows' child reports, per worker count: bare sharp, the same plus the mask decode, into one folder. */
+interface BareResult { bare: Record<number, Measure>; withMask: Record<number, Measure>; flat: Record<number, Measure> }
+/**
+ * What a method row's child reports: per worker count, the method's best run, its paired bare run, the no-cache run;
+ * the floor.
+ */
 interface RowResult {
   r: Record<number, Measure>; near: Record<number, Measure>; off: Record<number, Measure>; floor: Measure | null;
-  /** bare rows only: per worker count, bare sharp writing every image into one folder */
-  flat: Record<number, Measure>;
   /** per worker count, each pair's bare CPU ÷ method CPU (the pair measured back to back) */
   pairs: Record<number, number[]>;
 }
@@ -193,19 +201,22 @@ async function timed(p: Paths, methods: string[], w: number, cache: 'warm' | 'co
   return measure(s.imagesWritten, t0, c0);
 }
 
-/** Measure one row (in a child process): the bare baselines, or a method's runs each paired with a bare run. */
-async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
-  const res: RowResult = { r: {}, near: {}, off: {}, floor: null, pairs: {}, flat: {} };
-  if (spec.kind === 'baseline') {
-    // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers at a time
-    for (const w of WORKERS) {
-      await baseline(p.root, join(p.dir, 'warm'), PER_WORKER * w);
-      res.near[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w));
-      res.r[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, true));
-      res.flat[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, false, true));
-    }
-    return res;
+/** Measure the bare rows (in a child process). */
+async function measureBare(p: Paths): Promise<BareResult> {
+  const res: BareResult = { bare: {}, withMask: {}, flat: {} };
+  // the pipeline keeps PER_WORKER rows in flight per worker, so the baseline runs PER_WORKER × workers at a time
+  for (const w of WORKERS) {
+    await baseline(p.root, join(p.dir, 'warm'), PER_WORKER * w);
+    res.bare[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w));
+    res.withMask[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, true));
+    res.flat[w] = await best(() => baseline(p.root, join(p.dir, 'base'), PER_WORKER * w, false, true));
   }
+  return res;
+}
+
+/** Measure one method row (in a child process): the method's runs, each paired with a bare run; the floor. */
+async function measureRow(p: Paths, spec: Extract<RowSpec, { kind: 'row' }>): Promise<RowResult> {
+  const res: RowResult = { r: {}, near: {}, off: {}, floor: null, pairs: {} };
   for (const w of WORKERS) {
     // each method run is paired with a bare-sharp run right before it, and the row's ratios are taken against
     // that: on a shared VM the machine's pace drifts by ±20% within minutes, more than the differences measured
@@ -235,12 +246,12 @@ async function measureRow(p: Paths, spec: RowSpec): Promise<RowResult> {
  * pools and compiled code an earlier row left. The child gets this process's arguments and environment (NODE_OPTIONS
  * included).
  */
-function inChild(p: Paths, spec: RowSpec): RowResult {
+function inChild<T extends BareResult | RowResult>(p: Paths, spec: RowSpec): T {
   const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--child', JSON.stringify({ p, spec })], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20,
   });
   if (r.status !== 0) throw new Error(`bench child for ${JSON.stringify(spec)} exited with ${r.status ?? r.signal}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as RowResult;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
 }
 
 async function main(): Promise<void> {
@@ -248,21 +259,20 @@ async function main(): Promise<void> {
   const child = arg('child', '');
   if (child) {
     const { p, spec } = JSON.parse(child) as { p: Paths; spec: RowSpec };
-    process.stdout.write(`${JSON.stringify(await measureRow(p, spec))}\n`);
+    process.stdout.write(`${JSON.stringify(spec.kind === 'baseline' ? await measureBare(p) : await measureRow(p, spec))}\n`);
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'bench-gen-'));
   const loadBefore = loadavg()[0];
   process.stderr.write(`building ${N} synthetic ${SIZE}px images in ${dir} ...\n`);
   const paths: Paths = { dir, ...(await makeDataset(dir)) };
-  const b = inChild(paths, { kind: 'baseline' });
-  const base = b.near, withMask = b.r, flat = b.flat;
+  const { bare: base, withMask, flat } = inChild<BareResult>(paths, { kind: 'baseline' });
   const fmt = (m: Measure, ref: Measure) => [m.rate.toFixed(1), (m.rate / ref.rate).toFixed(2), m.cpuMs.toFixed(2), (ref.cpuMs / m.cpuMs).toFixed(2)];
   const speedUp = (r: Record<number, Measure>) => (WORKERS.length > 1 ? (r[WORKERS[1]].rate / r[WORKERS[0]].rate).toFixed(2) : '-');
   const lines: string[][] = [];
   const row = async (label: string, methods: string[], cache: 'warm' | 'cold', againWithout = false): Promise<void> => {
     process.stderr.write(`measuring ${label} ...\n`);
-    const { r, near, off, floor, pairs } = inChild(paths, { kind: 'row', methods, cache, againWithout });
+    const { r, near, off, floor, pairs } = inChild<RowResult>(paths, { kind: 'row', methods, cache, againWithout });
     const w0 = WORKERS[0];
     const spread = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
     lines.push([label, ...WORKERS.flatMap((w) => fmt(r[w], near[w])), WORKERS.map((w) => spread(pairs[w])).join('  '), speedUp(r),
